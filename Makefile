@@ -1,0 +1,64 @@
+# The two commands of the quick start: `make run` and `make test`.
+# Both create .venv with a Python >= 3.12 and install the pinned lock file.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# A Python >= 3.12: python3.13, python3.12, pyenv's versions, then python3.
+PYTHON ?= $(shell for c in python3.13 python3.12 \
+	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV) \
+	python3 python; do \
+	  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
+	    command -v "$$c" 2>/dev/null || echo "$$c"; break; \
+	  fi; \
+	done)
+
+.PHONY: help run test setup lint typecheck messages check-python clean
+
+help:
+	@echo "make run    set up, migrate, create demo accounts and serve on http://$(HOST):$(PORT)"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make lint   ruff and mypy"
+	@echo "make messages  refresh the translation catalogues"
+
+check-python:
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "No Python 3.12 or newer was found (tried python3.13, python3.12, pyenv's versions, python3)."; \
+	  echo "Install one, for example 'pyenv install 3.12' or your system's python3.12 package, then run make again."; \
+	  exit 1; \
+	fi
+
+$(STAMP): requirements.lock pyproject.toml | check-python
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; "$(PYTHON)" -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	@mkdir -p var
+	$(PY) manage.py compilemessages --ignore=.venv -v 0
+
+run: setup
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py seed_demo
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy accounts portal
+
+messages: setup
+	$(PY) manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests
+	$(PY) manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf $(VENV) var/test-*

@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The quick start runs the development configuration; production sets DJANGO_DEBUG=0.
+export DJANGO_DEBUG ?= 1
 
 # A Python >= 3.12: python3.13, python3.12, pyenv's versions, then python3.
 PYTHON ?= $(shell for c in python3.13 python3.12 \
@@ -41,7 +43,9 @@ $(STAMP): requirements.lock pyproject.toml | check-python
 
 setup: $(STAMP)
 	@mkdir -p var
-	$(PY) manage.py compilemessages --ignore=.venv -v 0
+	@if command -v msgfmt >/dev/null 2>&1; then \
+	  $(PY) manage.py compilemessages --ignore=.venv -v 0; \
+	else echo "msgfmt not found: using the committed compiled catalogues"; fi
 
 run: setup
 	$(PY) manage.py migrate --no-input -v 0

@@ -71,7 +71,8 @@ class User(AbstractUser):
                 "phone", condition=~Q(phone=""), name="accounts_user_phone_unique"
             ),
             models.CheckConstraint(
-                condition=Q(state="active", is_active=True) | (~Q(state="active") & Q(is_active=False)),
+                condition=Q(state="active", is_active=True)
+                | (~Q(state="active") & Q(is_active=False)),
                 name="accounts_user_is_active_mirrors_state",
             ),
             models.CheckConstraint(

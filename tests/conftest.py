@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.test import Client
+
+from accounts.models import User
+
+PASSWORD = "correct-horse-battery-staple-42"
+_counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings: Any, tmp_path: Any) -> None:
+    """Only what the conventions allow: hasher speed, cache, email (and later SMS)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Any:
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user_factory(db: Any) -> Callable[..., User]:
+    def make(
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        password: str | None = PASSWORD,
+        verified: bool = True,
+        **extra: Any,
+    ) -> User:
+        n = next(_counter)
+        username = username or f"user{n}"
+        email = email if email is not None else f"{username}@example.org"
+        user = User(username=username, email=email, **extra)
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
+        user.save()
+        if email:
+            EmailAddress.objects.create(user=user, email=email, verified=verified, primary=True)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def user(user_factory: Callable[..., User]) -> User:
+    return user_factory(username="alice", display_name="Alice Martin")
+
+
+@pytest.fixture
+def auth_client(user: User) -> Client:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.fixture
+def staff_user(user_factory: Callable[..., User]) -> User:
+    return user_factory(username="sam", is_staff=True)
+
+
+@pytest.fixture
+def staff_client(staff_user: User) -> Client:
+    client = Client()
+    client.force_login(staff_user, backend="django.contrib.auth.backends.ModelBackend")
+    return client

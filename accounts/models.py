@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -55,7 +56,7 @@ class User(AbstractUser):
         _("deletion scheduled for"), null=True, blank=True
     )
 
-    objects = PortalUserManager()
+    objects: ClassVar[PortalUserManager] = PortalUserManager()  # type: ignore[assignment]
 
     class Meta:
         verbose_name = _("user")

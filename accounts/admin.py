@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User
+from accounts.models import AccountPolicy, User
+from accounts.policy import FIELDS
+from accounts.services.policy import policy_update
 
 
 @admin.register(User)
@@ -50,3 +56,38 @@ class UserAdmin(DjangoUserAdmin):
         ),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
+
+
+@admin.register(AccountPolicy)
+class AccountPolicyAdmin(admin.ModelAdmin):
+    """One page: the single policy row. Saving goes through the policy service
+    (audit event with before/after, cache replaced)."""
+
+    fieldsets = (
+        (None, {"fields": ("enabled",)}),
+        (
+            _("What users may see and change"),
+            {
+                "description": _(
+                    "Off: hidden, and its pages answer “not found”. Read-only: shown, "
+                    "without controls; any change is refused. Edit: shown and changeable."
+                ),
+                "fields": FIELDS,
+            },
+        ),
+    )
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        AccountPolicy.objects.get_or_create(pk=1)
+        return redirect("admin:accounts_accountpolicy_change", 1)
+
+    def save_model(self, request: HttpRequest, obj: AccountPolicy, form: Any, change: bool) -> None:
+        values = {name: form.cleaned_data[name] for name in ("enabled", *FIELDS)}
+        policy_update(actor=request.user, values=values, request=request)  # type: ignore[arg-type]

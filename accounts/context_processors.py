@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.navigation import settings_sections
+from accounts.policy import get_policy
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
@@ -13,4 +14,5 @@ def portal(request: HttpRequest) -> dict[str, Any]:
     return {
         "portal_name": settings.PORTAL_NAME,
         "settings_sections": lambda: settings_sections(request),
+        "policy": lambda: get_policy(request),
     }

@@ -98,3 +98,116 @@ class User(AbstractUser):
         parts = [p for p in self.shown_name.split() if p]
         letters = "".join(p[0] for p in parts[:2]) or self.username[:1]
         return letters.upper()
+
+
+class PolicyMode(models.TextChoices):
+    OFF = "off", _("Off: hidden")
+    READ_ONLY = "read_only", _("Read-only: shown, not changeable")
+    EDIT = "edit", _("Edit: shown and changeable")
+
+
+def _mode_field(label: str, help_text: str) -> models.CharField:
+    return models.CharField(
+        label,
+        max_length=10,
+        choices=PolicyMode.choices,
+        default=PolicyMode.EDIT,
+        help_text=help_text,
+    )
+
+
+class AccountPolicy(models.Model):
+    """What end users may see and change, field by field. A single row (pk = 1).
+
+    Read it through ``accounts.policy``, never directly: that is where it is cached
+    and where the modes are enforced.
+    """
+
+    enabled = models.BooleanField(
+        _("self-service settings enabled"),
+        default=True,
+        help_text=_(
+            "Master switch. Off: the settings area shows a single notice and refuses every "
+            "change. Sign-in, sign-out, password reset and two-step verification keep working."
+        ),
+    )
+    name = _mode_field(_("display name"), _("The name shown to others and in the header."))
+    avatar = _mode_field(_("avatar"), _("The profile picture."))
+    profile = _mode_field(
+        _("personal details"), _("Given and family names, preferred language and time zone.")
+    )
+    username = _mode_field(_("username"), _("Changing it needs a recent re-authentication."))
+    email = _mode_field(
+        _("email address"), _("Adding, removing and changing email addresses (proven by a code).")
+    )
+    phone = _mode_field(_("phone number"), _("Adding, changing and removing the phone number."))
+    password = _mode_field(_("password"), _("Changing or setting the password."))
+    social = _mode_field(_("linked accounts"), _("Linking and unlinking social accounts."))
+    mfa = _mode_field(_("two-step verification"), _("Authenticator app and backup codes."))
+    passkeys = _mode_field(_("security keys and passkeys"), _("WebAuthn credentials."))
+    sessions = _mode_field(_("sessions and devices"), _("Seeing and ending signed-in sessions."))
+    delete_account = _mode_field(_("account deletion"), _("Deleting one's own account."))
+    data_export = _mode_field(_("data export"), _("Downloading a copy of one's data."))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("account policy")
+        verbose_name_plural = _("account policy")
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="accounts_policy_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Account policy"))
+
+
+class AuditEvent(models.Model):
+    """An append-only record of a change to an account or its security.
+
+    Written by the services in the same transaction as the change. ``subject_label``
+    keeps a readable name of the subject that outlives it (a pseudonym once the
+    account is purged).
+    """
+
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    action = models.CharField(_("action"), max_length=64, db_index=True)
+    actor = models.ForeignKey(
+        User,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events_as_actor",
+    )
+    subject = models.ForeignKey(
+        User,
+        verbose_name=_("subject"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    subject_label = models.CharField(_("subject name"), max_length=150, blank=True)
+    impersonator = models.ForeignKey(
+        User,
+        verbose_name=_("impersonator"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events_as_impersonator",
+    )
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["subject", "-created_at"], name="accounts_audit_subject_time"),
+            models.Index(fields=["actor", "-created_at"], name="accounts_audit_actor_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.subject_label}"

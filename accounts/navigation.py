@@ -1,4 +1,4 @@
-"""The settings navigation: the sections that exist, in order."""
+"""The settings navigation: the sections that exist, in order, as the policy allows."""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from accounts.policy import get_policy
+
 
 @dataclass(frozen=True)
 class Section:
     key: str
     label: str | Promise
     url_name: str
+    # Shown when any of these policy fields is not off; empty: always shown.
+    fields: tuple[str, ...] = ()
 
 
 SECTIONS: tuple[Section, ...] = (
     Section("home", _("Overview"), "settings_home"),
-    Section("email", _("Email addresses"), "account_email"),
-    Section("password", _("Password"), "account_change_password"),
+    Section("profile", _("Profile"), "profile", ("name", "avatar", "profile", "username")),
+    Section("email", _("Email addresses"), "account_email", ("email",)),
+    Section("password", _("Password"), "account_change_password", ("password",)),
 )
 
 
@@ -33,9 +38,14 @@ class NavItem:
 
 
 def settings_sections(request: HttpRequest) -> list[NavItem]:
+    policy = get_policy(request)
+    if not policy.enabled:
+        return []
     path = request.path
     items = []
     for section in SECTIONS:
+        if section.fields and not any(policy.visible(name) for name in section.fields):
+            continue
         url = reverse(section.url_name)
         current = path == url if section.key == "home" else path.startswith(url)
         items.append(NavItem(section.key, section.label, url, current))

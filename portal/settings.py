@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
+    "accounts.policy.PolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -250,6 +251,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or VAR_DIR / "media")
+# Serve uploaded avatars from Django itself (turn off when the web server does).
+SERVE_MEDIA = env_bool("DJANGO_SERVE_MEDIA", default=True)
+
+# Seconds a per-process (local memory) cache keeps the field policy; with a shared
+# cache (REDIS_URL) a save reaches every process at once.
+POLICY_LOCAL_CACHE_SECONDS = env_int("POLICY_LOCAL_CACHE_SECONDS", 5)
 
 # --- Email ----------------------------------------------------------------
 

@@ -1,7 +1,9 @@
+import re
+
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from accounts.views.home import root
 
@@ -13,5 +15,16 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+handler403 = "accounts.views.errors.permission_denied"
+
+if settings.SERVE_MEDIA:
+    _media_prefix = re.escape(settings.MEDIA_URL.lstrip("/"))
+    # Avatars are files we wrote ourselves (re-encoded WebP). Production may serve
+    # MEDIA_ROOT from the web server instead and turn this off.
+    urlpatterns += [
+        re_path(
+            rf"^{_media_prefix}(?P<path>avatars/[0-9a-f]{{32}}\.webp)$",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
+    ]

@@ -85,3 +85,22 @@ def staff_client(staff_user: User) -> Client:
     client = Client()
     client.force_login(staff_user, backend="django.contrib.auth.backends.ModelBackend")
     return client
+
+
+@pytest.fixture
+def policy(db: Any) -> Callable[..., Any]:
+    """Sets the field policy through the service, as an operator would: policy(email="off")."""
+    from accounts.services.policy import policy_update
+
+    def set_policy(**values: Any) -> Any:
+        return policy_update(actor=None, values=values)
+
+    return set_policy
+
+
+def reauthenticate(client: Client, password: str = PASSWORD) -> None:
+    """Re-authenticates a signed-in client with its password, as the user would."""
+    from django.urls import reverse
+
+    response = client.post(reverse("account_reauthenticate"), {"password": password})
+    assert response.status_code == 302, response.content[:500]

@@ -5,6 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
+from accounts.policy import get_policy, settings_off_response
+
 
 @require_safe
 def root(request: HttpRequest) -> HttpResponse:
@@ -17,4 +19,6 @@ def root(request: HttpRequest) -> HttpResponse:
 @require_safe
 @login_required
 def settings_home(request: HttpRequest) -> HttpResponse:
+    if not get_policy(request).enabled:
+        return settings_off_response(request)
     return render(request, "accounts/home.html", {"active_section": "home"})

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from accounts.images import process_avatar
+from accounts.models import LANGUAGE_CHOICES, User
+from accounts.usernames import normalize_username, validate_username
+
+
+def _clean_text(value: str) -> str:
+    """Trim and refuse control characters in a short single-line text."""
+    value = (value or "").strip()
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise ValidationError(_("Remove the control characters."), code="control")
+    return value
+
+
+class NameForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["display_name"]
+        labels = {"display_name": _("Display name")}
+        help_texts = {
+            "display_name": _("How you appear in the portal. Leave empty to use your name.")
+        }
+
+    def clean_display_name(self) -> str:
+        return _clean_text(self.cleaned_data["display_name"])
+
+
+class DetailsForm(forms.ModelForm):
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=[("", _("The browser's language")), *LANGUAGE_CHOICES],
+        required=False,
+    )
+
+    class Meta:
+        model = User
+        fields = ["first_name", "last_name", "language", "time_zone"]
+        labels = {
+            "first_name": _("Given name"),
+            "last_name": _("Family name"),
+            "time_zone": _("Time zone"),
+        }
+        help_texts = {"time_zone": _("Dates and times are shown in this time zone.")}
+
+    def clean_first_name(self) -> str:
+        return _clean_text(self.cleaned_data["first_name"])
+
+    def clean_last_name(self) -> str:
+        return _clean_text(self.cleaned_data["last_name"])
+
+
+class UsernameForm(forms.Form):
+    username = forms.CharField(
+        label=_("New username"),
+        max_length=150,
+        help_text=_("3 to 30 characters: letters a–z, digits, and . _ - between them."),
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_username(self) -> str:
+        value = normalize_username(self.cleaned_data["username"])
+        validate_username(value)
+        if value == self.user.username.lower():
+            raise ValidationError(_("This is already your username."), code="same")
+        if User.objects.filter(username__iexact=value).exclude(pk=self.user.pk).exists():
+            raise ValidationError(_("This username is taken. Please choose another."), code="taken")
+        return value
+
+
+class AvatarForm(forms.Form):
+    avatar = forms.FileField(
+        label=_("New picture"),
+        help_text=_("PNG, JPEG or WebP, up to 5 MB. It is cropped to a square."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )
+
+    def clean_avatar(self) -> Any:
+        upload = self.cleaned_data["avatar"]
+        return process_avatar(upload, size=upload.size)

@@ -1,0 +1,236 @@
+"""The field policy: the one place that decides what users may see and change.
+
+Navigation, templates, views (decorators), forms, the libraries' own URLs
+(``PolicyMiddleware``) and any later API all ask this module. The policy row is
+read from the cache; saving it (``accounts.services.policy.policy_update``)
+replaces the cached copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import AccountPolicy, PolicyMode
+
+OFF, READ_ONLY, EDIT = PolicyMode.OFF.value, PolicyMode.READ_ONLY.value, PolicyMode.EDIT.value
+
+FIELDS: tuple[str, ...] = (
+    "name",
+    "avatar",
+    "profile",
+    "username",
+    "email",
+    "phone",
+    "password",
+    "social",
+    "mfa",
+    "passkeys",
+    "sessions",
+    "delete_account",
+    "data_export",
+)
+
+CACHE_KEY = "accounts:policy:v1"
+_REQUEST_ATTR = "_account_policy"
+
+# The libraries' own URLs that change a policy field. Any view name listed here
+# is checked by PolicyMiddleware: 404 when the field is off, 403 on a write when it
+# is read-only or the master switch is off. Names of apps not installed are inert.
+LIBRARY_URL_FIELDS: Mapping[str, str] = {
+    "account_email": "email",
+    "account_change_password": "password",
+    "account_set_password": "password",
+    "account_change_phone": "phone",
+    "socialaccount_connections": "social",
+    "usersessions_list": "sessions",
+    "otp_webauthn:credential-registration-begin": "passkeys",
+    "otp_webauthn:credential-registration-complete": "passkeys",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    enabled: bool = True
+    modes: Mapping[str, str] = field(default_factory=lambda: dict.fromkeys(FIELDS, EDIT))
+
+    def mode(self, name: str) -> str:
+        return self.modes[name]
+
+    def visible(self, name: str) -> bool:
+        return self.modes[name] != OFF
+
+    def editable(self, name: str) -> bool:
+        return self.enabled and self.modes[name] == EDIT
+
+    @property
+    def visible_fields(self) -> frozenset[str]:
+        return frozenset(name for name in FIELDS if self.visible(name))
+
+    @property
+    def editable_fields(self) -> frozenset[str]:
+        return frozenset(name for name in FIELDS if self.editable(name))
+
+    @classmethod
+    def from_row(cls, row: AccountPolicy) -> Policy:
+        return cls(enabled=row.enabled, modes={name: getattr(row, name) for name in FIELDS})
+
+
+class PolicyDenied(PermissionDenied):
+    """A write refused by the policy. Its message is shown to the user."""
+
+
+def _cache_timeout() -> int | None:
+    # A shared cache (Redis) is replaced on save, so every process sees a change at
+    # once. A per-process memory cache cannot be reached from the saving process:
+    # it expires after a few seconds instead.
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend.endswith("LocMemCache"):
+        return int(getattr(settings, "POLICY_LOCAL_CACHE_SECONDS", 5))
+    return None
+
+
+def load_policy() -> Policy:
+    cached = cache.get(CACHE_KEY)
+    if cached is not None:
+        return Policy(enabled=cached["enabled"], modes=cached["modes"])
+    row = AccountPolicy.objects.filter(pk=1).first()
+    policy = Policy.from_row(row) if row is not None else Policy()
+    store_policy(policy)
+    return policy
+
+
+def store_policy(policy: Policy) -> None:
+    cache.set(CACHE_KEY, {"enabled": policy.enabled, "modes": dict(policy.modes)}, _cache_timeout())
+
+
+def forget_policy() -> None:
+    cache.delete(CACHE_KEY)
+
+
+def get_policy(request: HttpRequest | None = None) -> Policy:
+    """The policy in force, read once per request."""
+    if request is None:
+        return load_policy()
+    policy = getattr(request, _REQUEST_ATTR, None)
+    if policy is None:
+        policy = load_policy()
+        setattr(request, _REQUEST_ATTR, policy)
+    return policy
+
+
+# --- Checks ---------------------------------------------------------------
+
+SETTINGS_OFF_MESSAGE = _(
+    "Account settings are turned off on this site for now. Nothing was changed."
+)
+READ_ONLY_MESSAGE = _(
+    "This setting can't be changed here: the site shows it read-only. Nothing was changed."
+)
+
+
+def require_visible(policy: Policy, name: str) -> None:
+    if not policy.visible(name):
+        raise Http404
+
+
+def require_editable(policy: Policy, name: str) -> None:
+    """404 when the field is off; PolicyDenied (403) when it can't be changed."""
+    require_visible(policy, name)
+    if not policy.enabled:
+        raise PolicyDenied(SETTINGS_OFF_MESSAGE)
+    if not policy.editable(name):
+        raise PolicyDenied(READ_ONLY_MESSAGE)
+
+
+def is_write(request: HttpRequest) -> bool:
+    return request.method not in {"GET", "HEAD", "OPTIONS", "TRACE"}
+
+
+def settings_off_response(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/settings_off.html", status=200)
+
+
+def section(*names: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A settings page showing ``names``: 404 when all are off, one notice when the
+    master switch is off, 403 for any write that reaches it."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            policy = get_policy(request)
+            if not any(policy.visible(name) for name in names):
+                raise Http404
+            if not policy.enabled:
+                if is_write(request):
+                    raise PolicyDenied(SETTINGS_OFF_MESSAGE)
+                return settings_off_response(request)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def field_editable(
+    name: str,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A view that changes ``name``: it runs only when the policy allows the change."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            policy = get_policy(request)
+            if is_write(request):
+                require_editable(policy, name)
+            else:
+                require_visible(policy, name)
+                if not policy.enabled:
+                    return settings_off_response(request)
+                if not policy.editable(name):
+                    raise PolicyDenied(READ_ONLY_MESSAGE)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def editable_form_fields(policy: Policy, form_fields: Mapping[str, str]) -> Iterable[str]:
+    """The form fields (form field -> policy field) the policy lets the user change."""
+    return [form_field for form_field, name in form_fields.items() if policy.editable(name)]
+
+
+class PolicyMiddleware:
+    """Applies the policy to the libraries' own URLs (allauth, django-otp-webauthn)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        name = LIBRARY_URL_FIELDS.get(match.view_name) if match is not None else None
+        if name is None or not request.user.is_authenticated:
+            return None
+        policy = get_policy(request)
+        if is_write(request):
+            require_editable(policy, name)
+            return None
+        require_visible(policy, name)
+        if not policy.enabled:
+            return settings_off_response(request)
+        return None

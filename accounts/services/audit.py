@@ -1,0 +1,73 @@
+"""The one way to write an audit event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import AuditEvent, User
+
+
+class Action:
+    """Audit actions and their labels, as users and staff read them."""
+
+    POLICY_CHANGED = "policy.changed"
+    PROFILE_UPDATED = "profile.updated"
+    AVATAR_CHANGED = "avatar.changed"
+    AVATAR_REMOVED = "avatar.removed"
+    USERNAME_CHANGED = "username.changed"
+
+    LABELS = {
+        POLICY_CHANGED: _("Account policy changed"),
+        PROFILE_UPDATED: _("Profile updated"),
+        AVATAR_CHANGED: _("Avatar changed"),
+        AVATAR_REMOVED: _("Avatar removed"),
+        USERNAME_CHANGED: _("Username changed"),
+    }
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    from allauth.account.adapter import get_adapter
+
+    try:
+        return get_adapter().get_client_ip(request) or None
+    except Exception:  # noqa: BLE001 - a missing or odd address must not block the change
+        return request.META.get("REMOTE_ADDR") or None
+
+
+def _impersonator(request: HttpRequest | None) -> User | None:
+    if request is None or not getattr(request.user, "is_hijacked", False):
+        return None
+    history = request.session.get("hijack_history") or []
+    if not history:
+        return None
+    return User.objects.filter(pk=history[-1]).first()
+
+
+@transaction.atomic
+def audit_record(
+    *,
+    action: str,
+    subject: User | None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    if actor is None and request is not None and request.user.is_authenticated:
+        actor = request.user  # type: ignore[assignment]
+    user_agent = request.headers.get("User-Agent", "")[:300] if request is not None else ""
+    return AuditEvent.objects.create(
+        action=action,
+        actor=actor,
+        subject=subject,
+        subject_label=subject.username if subject is not None else "",
+        impersonator=_impersonator(request),
+        ip_address=client_ip(request),
+        user_agent=user_agent,
+        data=data or {},
+    )

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from accounts import policy as policy_module
+from accounts.models import AccountPolicy, PolicyMode, User
+from accounts.services.audit import Action, audit_record
+
+_VALID_MODES = {mode.value for mode in PolicyMode}
+
+
+def _snapshot(row: AccountPolicy) -> dict[str, Any]:
+    return {"enabled": row.enabled, **{name: getattr(row, name) for name in policy_module.FIELDS}}
+
+
+@transaction.atomic
+def policy_update(
+    *, actor: User | None, values: dict[str, Any], request: HttpRequest | None = None
+) -> AccountPolicy:
+    """Saves the policy, records before/after, and replaces the cached copy."""
+    for name, value in values.items():
+        if name == "enabled":
+            if not isinstance(value, bool):
+                raise ValueError("enabled must be a boolean")
+        elif name not in policy_module.FIELDS:
+            raise ValueError(f"unknown policy field {name!r}")
+        elif value not in _VALID_MODES:
+            raise ValueError(f"invalid mode {value!r} for {name}")
+    row, _created = AccountPolicy.objects.select_for_update().get_or_create(pk=1)
+    before = _snapshot(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.save()
+    after = _snapshot(row)
+    changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    audit_record(
+        action=Action.POLICY_CHANGED,
+        subject=None,
+        actor=actor,
+        request=request,
+        data={"before": before, "after": after, "changed": changed},
+    )
+    # Forget the cached copy now and again after commit, so no request caches the
+    # old row between the two.
+    policy_module.forget_policy()
+    transaction.on_commit(policy_module.forget_policy)
+    return row

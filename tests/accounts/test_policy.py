@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import unescape
+from typing import Any
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.contrib.auth.models import Group
+from django.core import mail
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts import policy as policy_module
+from accounts.models import AccountPolicy, AuditEvent, User
+from accounts.policy import FIELDS, get_policy
+from accounts.services.policy import policy_update
+from tests.conftest import PASSWORD, reauthenticate
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "another-long-passphrase-77"
+
+
+def _unchanged_name(user: User) -> bool:
+    user.refresh_from_db()
+    return user.display_name == "Alice Martin"
+
+
+# Every URL (ours and the libraries') that writes a field, with what it posts and a
+# check that nothing changed.
+WRITES: list[tuple[str, str, dict[str, Any], Callable[[User], bool]]] = [
+    ("name", "profile_name_edit", {"display_name": "Mallory"}, _unchanged_name),
+    (
+        "profile",
+        "profile_details_edit",
+        {"first_name": "M", "last_name": "X", "language": "fr", "time_zone": "UTC"},
+        lambda u: (u.refresh_from_db(), u.first_name == "" and u.language == "")[1],
+    ),
+    (
+        "username",
+        "profile_username_edit",
+        {"username": "mallory"},
+        lambda u: (u.refresh_from_db(), u.username == "alice")[1],
+    ),
+    (
+        "avatar",
+        "profile_avatar_remove",
+        {},
+        lambda u: True,
+    ),
+    (
+        "email",
+        "account_email",
+        {"action_add": "", "email": "second@example.org"},
+        lambda u: (
+            not EmailAddress.objects.filter(email="second@example.org").exists()
+            and not any("second@example.org" in m.to for m in mail.outbox)
+        ),
+    ),
+    (
+        "password",
+        "account_change_password",
+        {"oldpassword": PASSWORD, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        lambda u: (u.refresh_from_db(), u.check_password(PASSWORD))[1],
+    ),
+    (
+        "password",
+        "account_set_password",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        lambda u: (u.refresh_from_db(), u.check_password(PASSWORD))[1],
+    ),
+    (
+        "social",
+        "socialaccount_connections",
+        {"account": "1"},
+        lambda u: True,
+    ),
+]
+
+# Pages per field: their URL answers 404 when the field is off.
+PAGES = {
+    "email": "account_email",
+    "password": "account_change_password",
+    "social": "socialaccount_connections",
+}
+NAV = {"email": "/accounts/email/", "password": "/accounts/password/change/"}
+
+
+def test_fresh_install_allows_everything() -> None:
+    row = AccountPolicy.objects.get(pk=1)
+    assert row.enabled
+    assert all(getattr(row, name) == "edit" for name in FIELDS)
+    assert get_policy().editable_fields == frozenset(FIELDS)
+
+
+@pytest.mark.parametrize(("field", "url_name", "data", "unchanged"), WRITES)
+def test_off_answers_404_and_changes_nothing(
+    auth_client: Client,
+    user: User,
+    policy: Any,
+    field: str,
+    url_name: str,
+    data: Any,
+    unchanged: Any,
+) -> None:
+    policy(**{field: "off"})
+    reauthenticate(auth_client)
+    assert auth_client.post(reverse(url_name), data).status_code == 404
+    assert unchanged(user)
+
+
+@pytest.mark.parametrize(("field", "url_name", "data", "unchanged"), WRITES)
+def test_read_only_answers_403_with_a_message_and_changes_nothing(
+    auth_client: Client,
+    user: User,
+    policy: Any,
+    field: str,
+    url_name: str,
+    data: Any,
+    unchanged: Any,
+) -> None:
+    policy(**{field: "read_only"})
+    reauthenticate(auth_client)
+    response = auth_client.post(reverse(url_name), data)
+    assert response.status_code == 403
+    assert "can't be changed here" in unescape(response.content.decode())
+    assert unchanged(user)
+
+
+@pytest.mark.parametrize(("field", "url_name", "data", "unchanged"), WRITES)
+def test_master_switch_off_refuses_every_write(
+    auth_client: Client,
+    user: User,
+    policy: Any,
+    field: str,
+    url_name: str,
+    data: Any,
+    unchanged: Any,
+) -> None:
+    policy(enabled=False)
+    reauthenticate(auth_client)
+    response = auth_client.post(reverse(url_name), data)
+    assert response.status_code == 403
+    assert "turned off" in response.content.decode()
+    assert unchanged(user)
+
+
+@pytest.mark.parametrize(("field", "url_name", "data", "unchanged"), WRITES[:3] + WRITES[4:6])
+def test_edit_mode_lets_the_write_through(
+    auth_client: Client, user: User, field: str, url_name: str, data: Any, unchanged: Any
+) -> None:
+    reauthenticate(auth_client)
+    response = auth_client.post(reverse(url_name), data)
+    assert response.status_code in {200, 302}
+    assert not unchanged(user)
+
+
+@pytest.mark.parametrize("field", sorted(PAGES))
+@pytest.mark.parametrize(("mode", "status"), [("off", 404), ("read_only", 200), ("edit", 200)])
+def test_library_pages_follow_the_mode(
+    auth_client: Client, policy: Any, field: str, mode: str, status: int
+) -> None:
+    policy(**{field: mode})
+    assert auth_client.get(reverse(PAGES[field])).status_code == status
+
+
+@pytest.mark.parametrize("field", sorted(NAV))
+@pytest.mark.parametrize("mode", ["off", "read_only", "edit"])
+def test_navigation_lists_a_section_unless_off(
+    auth_client: Client, policy: Any, field: str, mode: str
+) -> None:
+    policy(**{field: mode})
+    html = auth_client.get(reverse("settings_home")).content.decode()
+    assert (f'href="{NAV[field]}"' in html) == (mode != "off")
+
+
+@pytest.mark.parametrize("mode", ["off", "read_only", "edit"])
+def test_profile_section_navigation_and_page(auth_client: Client, policy: Any, mode: str) -> None:
+    policy(name=mode, avatar=mode, profile=mode, username=mode)
+    html = auth_client.get(reverse("settings_home")).content.decode()
+    assert ('href="/settings/profile/"' in html) == (mode != "off")
+    response = auth_client.get(reverse("profile"))
+    assert response.status_code == (404 if mode == "off" else 200)
+    if mode == "read_only":
+        page = response.content.decode()
+        assert "Alice Martin" in page
+        assert reverse("profile_name_edit") not in page
+        assert reverse("profile_avatar") not in page
+        assert reverse("profile_username_edit") not in page
+
+
+@pytest.mark.parametrize(
+    ("field", "card_url"),
+    [
+        ("name", "profile_name_edit"),
+        ("profile", "profile_details_edit"),
+        ("username", "profile_username_edit"),
+    ],
+)
+def test_one_profile_field_off_hides_only_its_card(
+    auth_client: Client, policy: Any, field: str, card_url: str
+) -> None:
+    policy(**{field: "off"})
+    html = auth_client.get(reverse("profile")).content.decode()
+    assert reverse(card_url) not in html
+    assert auth_client.get(reverse(card_url)).status_code == 404
+    others = {"profile_name_edit", "profile_details_edit", "profile_username_edit"} - {card_url}
+    assert all(reverse(other) in html for other in others)
+
+
+def test_master_switch_off_shows_one_notice_and_keeps_sign_in_working(
+    client: Client, auth_client: Client, user: User, policy: Any
+) -> None:
+    policy(enabled=False)
+    for url_name in ("settings_home", "profile", "account_email", "account_change_password"):
+        response = auth_client.get(reverse(url_name))
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert html.count("Account settings are turned off") == 1
+        assert 'href="/settings/profile/"' not in html
+    # Sign-in, sign-out and password reset still work.
+    response = client.post(reverse("account_login"), {"login": "alice", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.post(reverse("account_logout")).status_code == 302
+    reset = client.post(reverse("account_reset_password"), {"email": "alice@example.org"})
+    assert reset.status_code == 302
+
+
+def test_warm_policy_costs_no_query(auth_client: Client) -> None:
+    get_policy()  # warm the cache
+    with CaptureQueriesContext(connection) as queries:
+        get_policy()
+        auth_client.get(reverse("profile"))
+    assert not [q for q in queries.captured_queries if "accounts_accountpolicy" in q["sql"]]
+
+
+def test_policy_is_read_once_per_request(auth_client: Client) -> None:
+    from unittest import mock
+
+    get_policy()
+    with mock.patch.object(policy_module, "load_policy", wraps=policy_module.load_policy) as load:
+        auth_client.get(reverse("profile"))
+    assert load.call_count == 1
+
+
+def test_saving_replaces_the_cached_policy_at_once() -> None:
+    assert get_policy().editable("email")
+    policy_update(actor=None, values={"email": "read_only"})
+    assert get_policy().mode("email") == "read_only"
+    assert not get_policy().editable("email")
+
+
+def test_local_memory_cache_expires_within_seconds(settings: Any) -> None:
+    settings.POLICY_LOCAL_CACHE_SECONDS = 3
+    assert policy_module._cache_timeout() == 3
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}
+    assert policy_module._cache_timeout() is None
+
+
+def test_saving_writes_an_audit_event_with_before_and_after(staff_user: User) -> None:
+    policy_update(actor=staff_user, values={"email": "off", "enabled": False})
+    event = AuditEvent.objects.get(action="policy.changed")
+    assert event.actor == staff_user
+    assert event.data["before"]["email"] == "edit"
+    assert event.data["after"]["email"] == "off"
+    assert event.data["changed"] == {
+        "enabled": {"before": True, "after": False},
+        "email": {"before": "edit", "after": "off"},
+    }
+
+
+def test_invalid_modes_are_refused_and_nothing_is_saved() -> None:
+    with pytest.raises(ValueError):
+        policy_update(actor=None, values={"email": "maybe"})
+    with pytest.raises(ValueError):
+        policy_update(actor=None, values={"is_staff": "edit"})
+    assert AccountPolicy.objects.get(pk=1).email == "edit"
+    assert not AuditEvent.objects.exists()
+
+
+# --- The back-office page ----------------------------------------------------
+
+
+def _admin_post_data(**changes: str) -> dict[str, str]:
+    data = {name: "edit" for name in FIELDS}
+    data["enabled"] = "on"
+    data.update(changes)
+    return data
+
+
+def test_operator_edits_the_policy_in_the_back_office(user_factory: Any) -> None:
+    operator = user_factory(username="olivia", is_staff=True)
+    operator.groups.add(Group.objects.get(name="Operators"))
+    client = Client()
+    client.force_login(operator, backend="django.contrib.auth.backends.ModelBackend")
+    url = reverse("admin:accounts_accountpolicy_change", args=[1])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "Changing it needs a recent re-authentication." in page.content.decode()
+    response = client.post(url, _admin_post_data(phone="read_only"))
+    assert response.status_code == 302
+    assert AccountPolicy.objects.get(pk=1).phone == "read_only"
+    assert get_policy().mode("phone") == "read_only"
+    assert AuditEvent.objects.get(action="policy.changed").actor == operator
+
+
+def test_staff_without_the_permission_cannot_edit_the_policy(
+    staff_client: Client, staff_user: User
+) -> None:
+    url = reverse("admin:accounts_accountpolicy_change", args=[1])
+    response = staff_client.post(url, _admin_post_data(phone="off"))
+    assert response.status_code == 403
+    assert AccountPolicy.objects.get(pk=1).phone == "edit"
+    assert not AuditEvent.objects.exists()
+
+
+def test_policy_cannot_be_added_or_deleted_in_the_back_office(user_factory: Any) -> None:
+    admin = user_factory(username="root-admin", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin, backend="django.contrib.auth.backends.ModelBackend")
+    assert client.get(reverse("admin:accounts_accountpolicy_add")).status_code == 403
+    delete = reverse("admin:accounts_accountpolicy_delete", args=[1])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert AccountPolicy.objects.filter(pk=1).exists()
+    assert client.get(reverse("admin:accounts_accountpolicy_changelist")).status_code == 302

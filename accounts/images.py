@@ -38,16 +38,16 @@ def process_avatar(upload: IO[bytes], *, size: int | None = None) -> ContentFile
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS)) as image:
-                if image.format not in ALLOWED_FORMATS:
+            with Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS)) as opened:
+                if opened.format not in ALLOWED_FORMATS:
                     raise ValidationError(INVALID, code="format")
-                width, height = image.size
+                width, height = opened.size
                 if width * height > MAX_PIXELS:
                     raise ValidationError(
                         _("The image has too many pixels."), code="too_many_pixels"
                     )
-                image.load()
-                image = ImageOps.exif_transpose(image)
+                opened.load()
+                image: Image.Image = ImageOps.exif_transpose(opened)
                 has_alpha = image.mode in {"RGBA", "LA", "PA"} or (
                     image.mode == "P" and "transparency" in image.info
                 )

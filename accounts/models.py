@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import zoneinfo
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 LANGUAGE_CHOICES = [("en", _("English")), ("fr", _("French"))]
 TIME_ZONE_CHOICES = [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
@@ -106,7 +109,7 @@ class PolicyMode(models.TextChoices):
     EDIT = "edit", _("Edit: shown and changeable")
 
 
-def _mode_field(label: str, help_text: str) -> models.CharField:
+def _mode_field(label: StrOrPromise, help_text: StrOrPromise) -> models.CharField:
     return models.CharField(
         label,
         max_length=10,

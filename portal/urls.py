@@ -2,10 +2,17 @@ import re
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import include, path, re_path
 from django.views.static import serve
 
 from accounts.views.home import root
+
+
+def serve_avatar(request: HttpRequest, path: str) -> HttpResponseBase:
+    return serve(request, path, document_root=str(settings.MEDIA_ROOT))
+
 
 urlpatterns = [
     path("", root, name="root"),
@@ -24,7 +31,6 @@ if settings.SERVE_MEDIA:
     urlpatterns += [
         re_path(
             rf"^{_media_prefix}(?P<path>avatars/[0-9a-f]{{32}}\.webp)$",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
+            serve_avatar,
         )
     ]

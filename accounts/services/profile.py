@@ -43,7 +43,7 @@ def profile_update(
     return changed
 
 
-def _delete_file_on_commit(name: str) -> None:
+def _delete_file_on_commit(name: str | None) -> None:
     if not name:
         return
     storage = User._meta.get_field("avatar").storage  # type: ignore[attr-defined]
@@ -55,7 +55,7 @@ def avatar_set(*, user: User, image: ContentFile, request: HttpRequest | None) -
     """Stores an image already decoded and re-encoded by ``accounts.images``."""
     old = user.avatar.name
     user.avatar.save(f"{uuid.uuid4().hex}.webp", image, save=False)
-    new = user.avatar.name
+    new = user.avatar.name or ""
     try:
         user.save(update_fields=["avatar"])
         audit_record(action=Action.AVATAR_CHANGED, subject=user, request=request)

@@ -7,12 +7,11 @@ work as plain pages without JavaScript.
 from __future__ import annotations
 
 import copy
-
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -41,7 +40,7 @@ def _render(
     request: HttpRequest,
     *,
     card: str | None = None,
-    form: Form | None = None,
+    form: BaseForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     """The whole page, or for htmx only the card that changed."""

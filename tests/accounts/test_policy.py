@@ -285,7 +285,7 @@ def test_invalid_modes_are_refused_and_nothing_is_saved() -> None:
 
 
 def _admin_post_data(**changes: str) -> dict[str, str]:
-    data = {name: "edit" for name in FIELDS}
+    data = dict.fromkeys(FIELDS, "edit")
     data["enabled"] = "on"
     data.update(changes)
     return data
@@ -326,3 +326,23 @@ def test_policy_cannot_be_added_or_deleted_in_the_back_office(user_factory: Any)
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert AccountPolicy.objects.filter(pk=1).exists()
     assert client.get(reverse("admin:accounts_accountpolicy_changelist")).status_code == 302
+
+
+def test_htmx_refusal_is_a_message_for_the_message_area(auth_client: Client, policy: Any) -> None:
+    policy(name="read_only")
+    response = auth_client.post(
+        reverse("profile_name_edit"), {"display_name": "Mallory"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 403
+    assert response["HX-Retarget"] == "#messages"
+    assert "<html" not in response.content.decode()
+    assert "read-only" in response.content.decode()
+
+
+def test_refusals_are_translated(auth_client: Client, user: User, policy: Any) -> None:
+    user.language = "fr"
+    user.save(update_fields=["language"])
+    policy(name="read_only")
+    response = auth_client.post(reverse("profile_name_edit"), {"display_name": "Mallory"})
+    assert response.status_code == 403
+    assert "lecture seule" in unescape(response.content.decode())

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.images import process_avatar
 from accounts.models import LANGUAGE_CHOICES, User
+from accounts.policy import PolicyGuardedForm
 from accounts.usernames import normalize_username, validate_username
 
 
@@ -19,7 +20,9 @@ def _clean_text(value: str) -> str:
     return value
 
 
-class NameForm(forms.ModelForm):
+class NameForm(PolicyGuardedForm, forms.ModelForm):
+    policy_field = "name"
+
     class Meta:
         model = User
         fields = ["display_name"]
@@ -32,7 +35,8 @@ class NameForm(forms.ModelForm):
         return _clean_text(self.cleaned_data["display_name"])
 
 
-class DetailsForm(forms.ModelForm):
+class DetailsForm(PolicyGuardedForm, forms.ModelForm):
+    policy_field = "profile"
     language = forms.ChoiceField(
         label=_("Language"),
         choices=[("", _("The browser's language")), *LANGUAGE_CHOICES],
@@ -56,7 +60,8 @@ class DetailsForm(forms.ModelForm):
         return _clean_text(self.cleaned_data["last_name"])
 
 
-class UsernameForm(forms.Form):
+class UsernameForm(PolicyGuardedForm, forms.Form):
+    policy_field = "username"
     username = forms.CharField(
         label=_("New username"),
         max_length=150,
@@ -78,7 +83,8 @@ class UsernameForm(forms.Form):
         return value
 
 
-class AvatarForm(forms.Form):
+class AvatarForm(PolicyGuardedForm, forms.Form):
+    policy_field = "avatar"
     avatar = forms.FileField(
         label=_("New picture"),
         help_text=_("PNG, JPEG or WebP, up to 5 MB. It is cropped to a square."),

@@ -8,14 +8,14 @@ replaces the cached copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
@@ -205,9 +205,23 @@ def field_editable(
     return decorator
 
 
-def editable_form_fields(policy: Policy, form_fields: Mapping[str, str]) -> Iterable[str]:
-    """The form fields (form field -> policy field) the policy lets the user change."""
-    return [form_field for form_field, name in form_fields.items() if policy.editable(name)]
+class PolicyGuardedForm:
+    """Form mixin: a form that changes ``policy_field`` refuses to validate unless the
+    policy lets the user change it, whatever surface (page, htmx, later an API)
+    built the form. Pass ``policy=get_policy(request)``."""
+
+    policy_field: str = ""
+
+    def __init__(self, *args: Any, policy: Policy, **kwargs: Any) -> None:
+        self.policy = policy
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> Any:
+        if not self.policy.enabled:
+            raise ValidationError(SETTINGS_OFF_MESSAGE, code="policy")
+        if not self.policy.editable(self.policy_field):
+            raise ValidationError(READ_ONLY_MESSAGE, code="policy")
+        return super().clean()  # type: ignore[misc]
 
 
 class PolicyMiddleware:

@@ -48,7 +48,11 @@ def _render(
         "active_section": "profile",
         "editing": card if form is not None else None,
         "forms": {card: form} if card and form is not None else {},
-        "avatar_form": form if card == "avatar" and form is not None else AvatarForm(),
+        "avatar_form": (
+            form
+            if card == "avatar" and form is not None
+            else AvatarForm(policy=get_policy(request))
+        ),
     }
     template = f"{TEMPLATE}#card-{card}" if card and request.htmx else TEMPLATE  # type: ignore[attr-defined]
     return render(request, template, context, status=status)
@@ -99,7 +103,9 @@ def card(request: HttpRequest, card: str) -> HttpResponse:
 @field_editable("name")
 def name_edit(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    form = NameForm(request.POST or None, instance=_form_instance(request))
+    form = NameForm(
+        request.POST or None, instance=_form_instance(request), policy=get_policy(request)
+    )
     if request.method == "POST":
         if form.is_valid():
             profile_update(
@@ -120,7 +126,9 @@ def name_edit(request: HttpRequest) -> HttpResponse:
 @field_editable("profile")
 def details_edit(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    form = DetailsForm(request.POST or None, instance=_form_instance(request))
+    form = DetailsForm(
+        request.POST or None, instance=_form_instance(request), policy=get_policy(request)
+    )
     if request.method == "POST":
         if form.is_valid():
             profile_update(
@@ -146,7 +154,7 @@ def details_edit(request: HttpRequest) -> HttpResponse:
 @reauthentication_required
 def username_edit(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    form = UsernameForm(request.POST or None, user=user)
+    form = UsernameForm(request.POST or None, user=user, policy=get_policy(request))
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -166,7 +174,7 @@ def username_edit(request: HttpRequest) -> HttpResponse:
 @login_required
 @field_editable("avatar")
 def avatar_upload(request: HttpRequest) -> HttpResponse:
-    form = AvatarForm(request.POST, request.FILES)
+    form = AvatarForm(request.POST, request.FILES, policy=get_policy(request))
     if form.is_valid():
         avatar_set(user=_user(request), image=form.cleaned_data["avatar"], request=request)
         return _saved(request, "avatar", _("Your picture was saved."))

@@ -346,3 +346,48 @@ def test_refusals_are_translated(auth_client: Client, user: User, policy: Any) -
     response = auth_client.post(reverse("profile_name_edit"), {"display_name": "Mallory"})
     assert response.status_code == 403
     assert "lecture seule" in unescape(response.content.decode())
+
+
+@pytest.mark.parametrize("mode", ["off", "read_only"])
+def test_forms_refuse_to_validate_against_the_policy(user: User, policy: Any, mode: str) -> None:
+    from accounts.forms import NameForm
+
+    policy(name=mode)
+    form = NameForm({"display_name": "Mallory"}, instance=user, policy=get_policy())
+    assert not form.is_valid()
+    assert form.non_field_errors()
+    policy(name="edit", enabled=False)
+    form = NameForm({"display_name": "Mallory"}, instance=user, policy=get_policy())
+    assert not form.is_valid()
+    policy(enabled=True)
+    assert NameForm({"display_name": "Ok"}, instance=user, policy=get_policy()).is_valid()
+
+
+def test_shared_cache_is_replaced_on_save_for_every_process(settings: Any) -> None:
+    import os
+
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"no Redis at {url}")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "portal-test-policy",
+        }
+    }
+    from django.core.cache import caches
+
+    caches["default"].delete(policy_module.CACHE_KEY)
+    get_policy()  # this process caches the row in Redis
+    assert caches["default"].get(policy_module.CACHE_KEY)["modes"]["phone"] == "edit"
+    # Another process reading Redis after the save sees the new row.
+    policy_update(actor=None, values={"phone": "off"})
+    other_process_cache = caches.create_connection("default")
+    assert other_process_cache.get(policy_module.CACHE_KEY) is None
+    assert get_policy().mode("phone") == "off"
+    assert other_process_cache.get(policy_module.CACHE_KEY)["modes"]["phone"] == "off"
+    caches["default"].delete(policy_module.CACHE_KEY)

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
+from accounts.emails import email_key, normalize_email
 from accounts.usernames import normalize_username, validate_username
 
 
@@ -19,3 +24,29 @@ class AccountAdapter(DefaultAccountAdapter):
         username = normalize_username(username)
         validate_username(username)
         return super().clean_username(username, shallow=shallow)
+
+    def clean_email(self, email: str) -> str:
+        """Stored in normal form. An address that only looks different from one an
+        account already has (a dotless ı, full-width letters) is taken to be that
+        address, so allauth's enumeration-safe "already exists" path handles it."""
+        from accounts.models import User
+
+        email = normalize_email(email)
+        existing = (
+            User.objects.filter(email_key=email_key(email)).values_list("email", flat=True).first()
+        )
+        return existing or email
+
+    def get_reauthentication_methods(self, user: AbstractBaseUser | AnonymousUser) -> list[dict]:
+        """allauth's methods (password, second factor); a user with none of them
+        re-authenticates with a code sent to their verified primary email."""
+        methods = super().get_reauthentication_methods(user)
+        if user.is_authenticated and not methods:
+            methods.append(
+                {
+                    "id": "email_code",
+                    "description": _("Use a code sent to your email"),
+                    "url": reverse("reauthenticate_email"),
+                }
+            )
+        return methods

@@ -94,3 +94,63 @@ class AvatarForm(PolicyGuardedForm, forms.Form):
     def clean_avatar(self) -> Any:
         upload = self.cleaned_data["avatar"]
         return process_avatar(upload, size=upload.size)
+
+
+class EmailChangeForm(PolicyGuardedForm, forms.Form):
+    policy_field = "email"
+
+    email = forms.EmailField(
+        label=_("New email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        help_text=_("We send a code to this address; it becomes yours once you enter it."),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_email(self) -> str:
+        from accounts.emails import email_key, normalize_email
+
+        value = normalize_email(self.cleaned_data["email"])
+        if email_key(value) == email_key(self.user.email):
+            raise ValidationError(_("This is already your email address."), code="same")
+        return value
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "autocapitalize": "none",
+            }
+        ),
+    )
+
+
+class PhoneForm(PolicyGuardedForm, forms.Form):
+    policy_field = "phone"
+
+    phone = forms.CharField(
+        label=_("Phone number"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+        help_text=_("With the country code, for example +33 6 12 34 56 78."),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_phone(self) -> str:
+        from accounts.phones import parse_phone
+
+        value = parse_phone(self.cleaned_data["phone"])
+        if value == self.user.phone:
+            raise ValidationError(_("This is already your phone number."), code="same")
+        return value

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import zoneinfo
 from collections.abc import Callable
 
@@ -33,4 +34,37 @@ class UserPreferencesMiddleware:
             timezone.deactivate()
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+class SessionActivityMiddleware:
+    """Keeps allauth's per-user session list (usersessions) up to date.
+
+    allauth's own tracking writes the session row on every request; this does it at
+    most once per ``SESSION_ACTIVITY_INTERVAL`` seconds (default 60), remembering
+    the last time in the session, so a page view costs no extra query.
+    """
+
+    KEY = "_portal_activity_at"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.interval = int(getattr(settings, "SESSION_ACTIVITY_INTERVAL", 60))
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        session = getattr(request, "session", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and session is not None
+            and session.session_key
+        ):
+            now = time.time()
+            if now - float(session.get(self.KEY, 0)) >= self.interval:
+                from allauth.usersessions.models import UserSession
+
+                UserSession.objects.create_from_request(request)
+                session[self.KEY] = now
         return response

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -30,6 +30,10 @@ class User(AbstractUser):
         PENDING_DELETION = "pending_deletion", _("Pending deletion")
 
     email = models.EmailField(_("email address"), blank=True)
+    # The address folded for comparison (see accounts.emails.email_key), so that
+    # look-alikes such as a dotless ı or full-width letters cannot belong to two
+    # accounts. Derived from ``email`` on every save.
+    email_key = models.CharField(max_length=254, blank=True, editable=False)
     first_name = models.CharField(_("given name"), max_length=150, blank=True)
     last_name = models.CharField(_("family name"), max_length=150, blank=True)
     display_name = models.CharField(_("display name"), max_length=150, blank=True)
@@ -72,6 +76,9 @@ class User(AbstractUser):
                 name="accounts_user_email_ci_unique",
             ),
             models.UniqueConstraint(
+                "email_key", condition=~Q(email_key=""), name="accounts_user_email_key_unique"
+            ),
+            models.UniqueConstraint(
                 "phone", condition=~Q(phone=""), name="accounts_user_phone_unique"
             ),
             models.CheckConstraint(
@@ -90,6 +97,17 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A derived column: kept here so that no path (admin, allauth, services)
+        # can store an address without its comparison key.
+        from accounts.emails import email_key
+
+        self.email_key = email_key(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_key"}
+        super().save(*args, **kwargs)
 
     @property
     def shown_name(self) -> str:
@@ -214,3 +232,37 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.subject_label}"
+
+
+class VerificationCode(models.Model):
+    """A one-time code proving control of an address (email, phone) or identity.
+
+    Only a keyed hash of the code is stored. One live code per user and purpose: a
+    newer request replaces the older one. ``used_at`` is set once, by a conditional
+    update, so two confirmations racing each other cannot both succeed.
+    """
+
+    class Purpose(models.TextChoices):
+        EMAIL_CHANGE = "email_change", _("Email change")
+        PHONE_CHANGE = "phone_change", _("Phone change")
+        REAUTHENTICATE = "reauthenticate", _("Re-authentication")
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="verification_codes")
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    target = models.CharField(max_length=254)
+    code_hash = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # False when the code was not sent because the target is taken: the flow looks
+    # the same from outside, and such a code can never be confirmed.
+    deliverable = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = _("verification code")
+        verbose_name_plural = _("verification codes")
+        indexes = [models.Index(fields=["user", "purpose"], name="accounts_code_user_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} for {self.user_id}"

@@ -24,8 +24,10 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("home", _("Overview"), "settings_home"),
     Section("profile", _("Profile"), "profile", ("name", "avatar", "profile", "username")),
-    Section("email", _("Email addresses"), "account_email", ("email",)),
+    Section("email", _("Email address"), "email", ("email",)),
+    Section("phone", _("Phone number"), "phone", ("phone",)),
     Section("password", _("Password"), "account_change_password", ("password",)),
+    Section("security", _("Security activity"), "security_activity"),
 )
 
 

@@ -48,6 +48,8 @@ _REQUEST_ATTR = "_account_policy"
 # is read-only or the master switch is off. Names of apps not installed are inert.
 LIBRARY_URL_FIELDS: Mapping[str, str] = {
     "account_email": "email",
+    "email": "email",
+    "phone": "phone",
     "account_change_password": "password",
     "account_set_password": "password",
     "account_change_phone": "phone",

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "allauth.usersessions",
     "django_htmx",
 ]
 
@@ -108,10 +109,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.policy.PolicyMiddleware",
+    "accounts.reauth.ReauthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -221,6 +224,12 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PORTAL_NAME}] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_TIMEOUT", 300)
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+# The portal sends its own security notifications (accounts.notifications).
+ACCOUNT_EMAIL_NOTIFICATIONS = False
+# Session activity is tracked by accounts.middleware.SessionActivityMiddleware
+# (at most once a minute per session instead of on every request).
+USERSESSIONS_TRACK_ACTIVITY = False
 # Rate limits stay on (allauth's defaults), stated here so they are visible.
 ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
@@ -232,8 +241,24 @@ ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/5m/key",
     "confirm_email": "1/3m/key",
+    # The portal's own codes (email change, phone, re-authentication by email).
+    "portal_send_code": "1/30s/user,10/h/user",
+    "portal_check_code": "20/m/user",
 }
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
+
+# --- One-time codes and SMS -----------------------------------------------
+
+VERIFICATION_CODE_TIMEOUT = env_int("VERIFICATION_CODE_TIMEOUT", 15 * 60)
+VERIFICATION_CODE_MAX_ATTEMPTS = env_int("VERIFICATION_CODE_MAX_ATTEMPTS", 5)
+PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "FR").upper()
+SMS_BACKEND = env_str("SMS_BACKEND", "accounts.sms.backends.console.SmsBackend")
+SMS_FILE_PATH = Path(env_str("SMS_FILE_PATH") or VAR_DIR / "sms")
+SMS_TWILIO_ACCOUNT_SID = env_str("SMS_TWILIO_ACCOUNT_SID")
+SMS_TWILIO_AUTH_TOKEN = env_str("SMS_TWILIO_AUTH_TOKEN")
+SMS_TWILIO_FROM = env_str("SMS_TWILIO_FROM")
+SMS_TWILIO_MESSAGING_SERVICE_SID = env_str("SMS_TWILIO_MESSAGING_SERVICE_SID")
+SMS_TWILIO_API_BASE = env_str("SMS_TWILIO_API_BASE", "https://api.twilio.com")
 
 # --- Internationalisation -------------------------------------------------
 

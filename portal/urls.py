@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from django.views.static import serve
 
 from accounts.views.home import root
@@ -17,6 +18,12 @@ def serve_avatar(request: HttpRequest, path: str) -> HttpResponseBase:
 urlpatterns = [
     path("", root, name="root"),
     path("settings/", include("accounts.urls")),
+    # The portal's email page replaces allauth's (one address, changed by code).
+    path(
+        "accounts/email/",
+        RedirectView.as_view(pattern_name="email", permanent=False),
+        name="account_email",
+    ),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

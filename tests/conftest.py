@@ -21,13 +21,17 @@ def _test_settings(settings: Any, tmp_path: Any) -> None:
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.SMS_BACKEND = "accounts.sms.backends.locmem.SmsBackend"
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Any:
     from django.core.cache import cache
 
+    from accounts.sms.backends import locmem
+
     cache.clear()
+    locmem.outbox.clear()
     yield
     cache.clear()
 

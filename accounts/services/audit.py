@@ -19,6 +19,18 @@ class Action:
     AVATAR_CHANGED = "avatar.changed"
     AVATAR_REMOVED = "avatar.removed"
     USERNAME_CHANGED = "username.changed"
+    EMAIL_CHANGE_REQUESTED = "email.change_requested"
+    EMAIL_CHANGED = "email.changed"
+    PHONE_CHANGE_REQUESTED = "phone.change_requested"
+    PHONE_ADDED = "phone.added"
+    PHONE_CHANGED = "phone.changed"
+    PHONE_REMOVED = "phone.removed"
+    PASSWORD_CHANGED = "password.changed"
+    PASSWORD_SET = "password.set"
+    PASSWORD_RESET = "password.reset"
+    REAUTHENTICATED = "reauthenticated"
+    SIGNED_IN = "signed_in"
+    SIGNED_OUT = "signed_out"
 
     LABELS = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -26,6 +38,18 @@ class Action:
         AVATAR_CHANGED: _("Avatar changed"),
         AVATAR_REMOVED: _("Avatar removed"),
         USERNAME_CHANGED: _("Username changed"),
+        EMAIL_CHANGE_REQUESTED: _("Email change requested"),
+        EMAIL_CHANGED: _("Email address changed"),
+        PHONE_CHANGE_REQUESTED: _("Phone number verification requested"),
+        PHONE_ADDED: _("Phone number added"),
+        PHONE_CHANGED: _("Phone number changed"),
+        PHONE_REMOVED: _("Phone number removed"),
+        PASSWORD_CHANGED: _("Password changed"),
+        PASSWORD_SET: _("Password set"),
+        PASSWORD_RESET: _("Password reset"),
+        REAUTHENTICATED: _("Identity confirmed"),
+        SIGNED_IN: _("Signed in"),
+        SIGNED_OUT: _("Signed out"),
     }
 
 

@@ -18,10 +18,10 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from accounts.decorators import reauthentication_required
 from accounts.forms import AvatarForm, DetailsForm, NameForm, UsernameForm
 from accounts.models import User
 from accounts.policy import field_editable, get_policy, section
+from accounts.reauth import reauthentication_required
 from accounts.services.profile import (
     UsernameTaken,
     avatar_remove,

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts import policy as policy_module
-from accounts.models import AccountPolicy, AuditEvent, User
+from accounts.models import AccountPolicy, AuditEvent, User, VerificationCode
 from accounts.policy import FIELDS, get_policy
 from accounts.services.policy import policy_update
 from tests.conftest import PASSWORD, reauthenticate
@@ -22,6 +22,11 @@ from tests.conftest import PASSWORD, reauthenticate
 pytestmark = pytest.mark.django_db
 
 NEW_PASSWORD = "another-long-passphrase-77"
+
+
+@pytest.fixture(autouse=True)
+def _user_has_a_phone(user: User) -> None:
+    User.objects.filter(pk=user.pk).update(phone="+33698765432", phone_verified=True)
 
 
 def _unchanged_name(user: User) -> bool:
@@ -53,12 +58,30 @@ WRITES: list[tuple[str, str, dict[str, Any], Callable[[User], bool]]] = [
     ),
     (
         "email",
-        "account_email",
-        {"action_add": "", "email": "second@example.org"},
+        "email",
+        {"email": "second@example.org"},
         lambda u: (
-            not EmailAddress.objects.filter(email="second@example.org").exists()
+            not VerificationCode.objects.filter(purpose="email_change").exists()
             and not any("second@example.org" in m.to for m in mail.outbox)
         ),
+    ),
+    (
+        "email",
+        "account_email",
+        {"action_add": "", "email": "second@example.org"},
+        lambda u: not EmailAddress.objects.filter(email="second@example.org").exists(),
+    ),
+    (
+        "phone",
+        "phone",
+        {"phone": "+33 6 12 34 56 78"},
+        lambda u: not VerificationCode.objects.filter(purpose="phone_change").exists(),
+    ),
+    (
+        "phone",
+        "phone_remove",
+        {},
+        lambda u: (u.refresh_from_db(), u.phone == "+33698765432")[1],
     ),
     (
         "password",
@@ -82,11 +105,16 @@ WRITES: list[tuple[str, str, dict[str, Any], Callable[[User], bool]]] = [
 
 # Pages per field: their URL answers 404 when the field is off.
 PAGES = {
-    "email": "account_email",
+    "email": "email",
+    "phone": "phone",
     "password": "account_change_password",
     "social": "socialaccount_connections",
 }
-NAV = {"email": "/accounts/email/", "password": "/accounts/password/change/"}
+NAV = {
+    "email": "/settings/email/",
+    "phone": "/settings/phone/",
+    "password": "/accounts/password/change/",
+}
 
 
 def test_fresh_install_allows_everything() -> None:
@@ -148,7 +176,20 @@ def test_master_switch_off_refuses_every_write(
     assert unchanged(user)
 
 
-@pytest.mark.parametrize(("field", "url_name", "data", "unchanged"), WRITES[:3] + WRITES[4:6])
+EDIT_WRITES = [
+    w
+    for w in WRITES
+    if w[1]
+    not in {
+        "profile_avatar_remove",
+        "account_email",
+        "account_set_password",
+        "socialaccount_connections",
+    }
+]
+
+
+@pytest.mark.parametrize(("field", "url_name", "data", "unchanged"), EDIT_WRITES)
 def test_edit_mode_lets_the_write_through(
     auth_client: Client, user: User, field: str, url_name: str, data: Any, unchanged: Any
 ) -> None:
@@ -215,7 +256,7 @@ def test_master_switch_off_shows_one_notice_and_keeps_sign_in_working(
     client: Client, auth_client: Client, user: User, policy: Any
 ) -> None:
     policy(enabled=False)
-    for url_name in ("settings_home", "profile", "account_email", "account_change_password"):
+    for url_name in ("settings_home", "profile", "email", "phone", "account_change_password"):
         response = auth_client.get(reverse(url_name))
         assert response.status_code == 200
         html = response.content.decode()

@@ -105,7 +105,10 @@ def test_password_reset_for_unknown_address_reveals_nothing(client: Client, user
     assert [m.to for m in mail.outbox][-1] == ["nobody@example.org"]
 
 
-@pytest.mark.parametrize("url_name", ["settings_home", "account_email", "account_change_password"])
+@pytest.mark.parametrize(
+    "url_name",
+    ["settings_home", "profile", "email", "phone", "security_activity", "account_change_password"],
+)
 def test_settings_pages_require_sign_in(client: Client, url_name: str) -> None:
     url = reverse(url_name)
     response = client.get(url)

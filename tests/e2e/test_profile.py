@@ -53,7 +53,9 @@ def test_avatar_upload_in_the_browser(
     page.get_by_text("Your picture was saved.").wait_for()
     image = page.locator("#card-avatar img.avatar")
     image.wait_for()
-    assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) == 256
+    handle = image.element_handle()
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=handle)
+    assert page.evaluate("(img) => img.naturalWidth", handle) == 256
     user.refresh_from_db()
     assert user.avatar.name.endswith(".webp")
     assert page.console_errors == []

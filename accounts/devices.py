@@ -1,0 +1,25 @@
+"""Readable device descriptions from a User-Agent header."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.utils.translation import gettext as _
+
+
+@lru_cache(maxsize=512)
+def _parse(user_agent: str) -> tuple[str, str]:
+    from ua_parser import parse
+
+    result = parse(user_agent)
+    browser = result.user_agent.family if result.user_agent else ""
+    system = result.os.family if result.os else ""
+    return ("" if browser == "Other" else browser, "" if system == "Other" else system)
+
+
+def describe_device(user_agent: str) -> str:
+    """ "Firefox on Windows", "Safari", or "Unknown device"."""
+    browser, system = _parse((user_agent or "")[:500])
+    if browser and system:
+        return _("%(browser)s on %(system)s") % {"browser": browser, "system": system}
+    return browser or system or _("Unknown device")

@@ -1,0 +1,37 @@
+"""Bridges from the libraries' events into our services. No logic of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account import signals as allauth_signals
+from django.dispatch import receiver
+
+from accounts.services.audit import Action, audit_record
+from accounts.services.password import password_changed_finalize
+
+
+@receiver(allauth_signals.password_changed)
+def _on_password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    password_changed_finalize(user=user, request=request, action=Action.PASSWORD_CHANGED)
+
+
+@receiver(allauth_signals.password_set)
+def _on_password_set(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    password_changed_finalize(user=user, request=request, action=Action.PASSWORD_SET)
+
+
+@receiver(allauth_signals.password_reset)
+def _on_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    password_changed_finalize(user=user, request=request, action=Action.PASSWORD_RESET)
+
+
+@receiver(allauth_signals.user_logged_in)
+def _on_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    audit_record(action=Action.SIGNED_IN, subject=user, actor=user, request=request)
+
+
+@receiver(allauth_signals.user_logged_out)
+def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        audit_record(action=Action.SIGNED_OUT, subject=user, actor=user, request=request)

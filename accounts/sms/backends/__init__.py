@@ -1,0 +1,1 @@
+"""SMS backends: ``console`` (default), ``file``, ``locmem`` (tests) and ``twilio``."""

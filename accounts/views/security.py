@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from accounts.devices import describe_device
+from accounts.policy import get_policy, settings_off_response
+from accounts.selectors import SECURITY_ACTIVITY_DAYS, user_security_activity
+from accounts.services.audit import Action
+
+PAGE_SIZE = 25
+
+
+@require_safe
+@login_required
+def security_activity(request: HttpRequest) -> HttpResponse:
+    if not get_policy(request).enabled:
+        return settings_off_response(request)
+    events = user_security_activity(user=request.user)  # type: ignore[arg-type]
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "when": event.created_at,
+            "label": Action.LABELS.get(event.action, event.action),
+            "device": describe_device(event.user_agent) if event.user_agent else "",
+            "ip_address": event.ip_address or "",
+            "by_someone_else": event.actor_id not in (None, request.user.pk),
+        }
+        for event in page.object_list
+    ]
+    return render(
+        request,
+        "accounts/security.html",
+        {"page": page, "rows": rows, "days": SECURITY_ACTIVITY_DAYS, "active_section": "security"},
+    )

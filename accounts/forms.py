@@ -96,10 +96,19 @@ class AvatarForm(PolicyGuardedForm, forms.Form):
         return process_avatar(upload, size=upload.size)
 
 
+class NormalizedEmailField(forms.EmailField):
+    """Folds full-width and other compatibility forms before validating."""
+
+    def to_python(self, value: Any) -> str:
+        from accounts.emails import normalize_email
+
+        return normalize_email(super().to_python(value))
+
+
 class EmailChangeForm(PolicyGuardedForm, forms.Form):
     policy_field = "email"
 
-    email = forms.EmailField(
+    email = NormalizedEmailField(
         label=_("New email address"),
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),

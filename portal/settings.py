@@ -242,7 +242,9 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "confirm_email": "1/3m/key",
     # The portal's own codes (email change, phone, re-authentication by email).
-    "portal_send_code": "1/30s/user,10/h/user",
+    "portal_email_change_code": "1/30s/user,10/h/user",
+    "portal_phone_change_code": "1/30s/user,10/h/user",
+    "portal_reauthentication_code": "1/30s/user,10/h/user",
     "portal_check_code": "20/m/user",
 }
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}

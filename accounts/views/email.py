@@ -65,7 +65,7 @@ def email(request: HttpRequest) -> HttpResponse:
 
 @field_editable("email")
 @reauthentication_required
-@rate_limit(action="portal_send_code")
+@rate_limit(action="portal_email_change_code")
 def _start(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     form = EmailChangeForm(request.POST, user=user, policy=get_policy(request))
@@ -120,7 +120,7 @@ def email_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @field_editable("email")
-@rate_limit(action="portal_send_code")
+@rate_limit(action="portal_email_change_code")
 def email_resend(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     pending = email_change_pending(user=user)

@@ -77,7 +77,7 @@ def phone(request: HttpRequest) -> HttpResponse:
 
 @field_editable("phone")
 @reauthentication_required
-@rate_limit(action="portal_send_code")
+@rate_limit(action="portal_phone_change_code")
 def _start(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     form = PhoneForm(request.POST, user=user, policy=get_policy(request))
@@ -132,7 +132,7 @@ def phone_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @field_editable("phone")
-@rate_limit(action="portal_send_code")
+@rate_limit(action="portal_phone_change_code")
 def phone_resend(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     pending = phone_change_pending(user=user)

@@ -86,7 +86,7 @@ def reauthenticate_email(request: HttpRequest) -> HttpResponse:
     )
 
 
-@rate_limit(action="portal_send_code")
+@rate_limit(action="portal_reauthentication_code")
 def _send(request: HttpRequest, user: User, address: str | None) -> HttpResponse:
     if address:
         issued = code_issue(user=user, purpose=Purpose.REAUTHENTICATE, target=address)

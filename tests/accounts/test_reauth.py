@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from html import unescape
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import AuditEvent, User
+from tests.conftest import reauthenticate
+from tests.helpers import code_from_last_email
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": "http://testserver/settings/email/"}
+
+
+@pytest.fixture
+def social_only(user_factory: Any) -> User:
+    """No password, no second factor: as after a social sign-up."""
+    return user_factory(username="sol", password=None)
+
+
+@pytest.fixture
+def social_client(social_only: User) -> Client:
+    client = Client()
+    client.force_login(social_only, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def test_fresh_sign_in_is_not_a_reauthentication(auth_client: Client) -> None:
+    response = auth_client.post(reverse("email"), {"email": "n@example.org"})
+    assert response["Location"].startswith(reverse("account_reauthenticate"))
+
+
+def test_password_reauthentication_resumes_the_change(auth_client: Client, user: User) -> None:
+    first = auth_client.post(reverse("email"), {"email": "n@example.org"})
+    assert "next=%2Fsettings%2Femail%2F" in first["Location"]
+    resumed = auth_client.post(first["Location"], {"password": "correct-horse-battery-staple-42"})
+    # The suspended POST is replayed: the code went out.
+    assert resumed.status_code == 302
+    assert code_from_last_email("n@example.org")
+
+
+def test_wrong_password_does_not_reauthenticate(auth_client: Client) -> None:
+    response = auth_client.post(reverse("account_reauthenticate"), {"password": "not-the-password"})
+    assert response.status_code == 200
+    assert auth_client.post(reverse("email"), {"email": "n@example.org"})["Location"].startswith(
+        reverse("account_reauthenticate")
+    )
+
+
+def test_htmx_gets_a_client_redirect_back_to_its_page(auth_client: Client) -> None:
+    response = auth_client.post(reverse("email"), {"email": "n@example.org"}, **HTMX)
+    assert response.status_code == 200
+    assert (
+        response["HX-Redirect"]
+        == reverse("account_reauthenticate") + "?next=%2Fsettings%2Femail%2F"
+    )
+
+
+def test_htmx_return_path_must_be_this_site(auth_client: Client) -> None:
+    response = auth_client.post(
+        reverse("email"),
+        {"email": "n@example.org"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="https://evil.example/phish",
+    )
+    assert "evil.example" not in response["HX-Redirect"]
+
+
+def test_social_only_user_is_never_treated_as_reauthenticated(
+    social_client: Client, social_only: User
+) -> None:
+    # allauth alone would let this through; the portal asks for an email code.
+    response = social_client.post(
+        reverse("account_set_password"), {"password1": "x" * 20, "password2": "x" * 20}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("reauthenticate_email"))
+    social_only.refresh_from_db()
+    assert not social_only.has_usable_password()
+    response = social_client.post(reverse("email"), {"email": "n@example.org"})
+    assert response["Location"].startswith(reverse("reauthenticate_email"))
+
+
+def test_social_only_user_reauthenticates_with_an_email_code(
+    social_client: Client, social_only: User
+) -> None:
+    page = social_client.get(reverse("reauthenticate_email"))
+    assert page.status_code == 200
+    assert not mail.outbox  # nothing is sent on GET
+    sent = social_client.post(
+        reverse("reauthenticate_email"), {"action": "send", "next": "/settings/email/"}
+    )
+    assert sent.status_code == 302
+    code = code_from_last_email("sol@example.org")
+    wrong = social_client.post(
+        reverse("reauthenticate_email"), {"code": "000000" if code != "000000" else "111111"}
+    )
+    assert "That code is not right" in unescape(wrong.content.decode())
+    done = social_client.post(
+        reverse("reauthenticate_email"), {"code": code, "next": "/settings/email/"}
+    )
+    assert done.status_code == 302 and done["Location"] == "/settings/email/"
+    assert AuditEvent.objects.filter(action="reauthenticated", subject=social_only).exists()
+    # Now the sensitive change goes through.
+    response = social_client.post(reverse("email"), {"email": "n@example.org"})
+    assert response["Location"] == reverse("email_confirm")
+
+
+def test_email_code_reauthentication_refuses_unsafe_next(social_client: Client) -> None:
+    social_client.post(reverse("reauthenticate_email"), {"action": "send"})
+    code = code_from_last_email("sol@example.org")
+    done = social_client.post(
+        reverse("reauthenticate_email"), {"code": code, "next": "https://evil.example/"}
+    )
+    assert done["Location"] == reverse("settings_home")
+
+
+def test_email_code_page_is_only_for_accounts_without_password(auth_client: Client) -> None:
+    assert auth_client.get(reverse("reauthenticate_email")).status_code == 404
+
+
+def test_email_code_sending_is_rate_limited(social_client: Client) -> None:
+    social_client.post(reverse("reauthenticate_email"), {"action": "send"})
+    response = social_client.post(reverse("reauthenticate_email"), {"action": "send"})
+    assert response.status_code == 429
+    assert len(mail.outbox) == 1
+
+
+def test_user_without_verified_email_is_told_to_contact_support(user_factory: Any) -> None:
+    lonely = user_factory(username="lonely", password=None, verified=False)
+    client = Client()
+    client.force_login(lonely, backend="django.contrib.auth.backends.ModelBackend")
+    page = client.get(reverse("reauthenticate_email")).content.decode()
+    assert "contact support" in page
+    client.post(reverse("reauthenticate_email"), {"action": "send"})
+    assert not mail.outbox
+
+
+def test_reauthentication_window_is_one_setting(auth_client: Client, settings: Any) -> None:
+    reauthenticate(auth_client)
+    settings.ACCOUNT_REAUTHENTICATION_TIMEOUT = 0
+    response = auth_client.post(reverse("email"), {"email": "n@example.org"})
+    assert response["Location"].startswith(reverse("account_reauthenticate"))

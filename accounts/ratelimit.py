@@ -11,6 +11,11 @@ from allauth.core import ratelimit
 from django.http import HttpRequest, HttpResponse
 
 
+def consume_or_429(request: HttpRequest, *, action: str, user: Any) -> HttpResponse | None:
+    """Counts one use of ``action`` by ``user``; a 429 response when over the limit."""
+    return ratelimit.consume_or_429(request, action=action, user=user)
+
+
 def rate_limit(
     *, action: str
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -20,7 +25,7 @@ def rate_limit(
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method == "POST":
-                refused = ratelimit.consume_or_429(request, action=action, user=request.user)
+                refused = consume_or_429(request, action=action, user=request.user)
                 if refused is not None:
                     return refused
             return view(request, *args, **kwargs)

@@ -13,7 +13,7 @@ from accounts.forms import CodeForm, EmailChangeForm
 from accounts.models import User
 from accounts.notifications import notify
 from accounts.policy import field_editable, get_policy, section
-from accounts.ratelimit import rate_limit
+from accounts.ratelimit import consume_or_429, rate_limit
 from accounts.reauth import reauthentication_required
 from accounts.services.codes import CodeResult, Purpose, code_cancel, code_timeout
 from accounts.services.email import (
@@ -65,7 +65,6 @@ def email(request: HttpRequest) -> HttpResponse:
 
 @field_editable("email")
 @reauthentication_required
-@rate_limit(action="portal_email_change_code")
 def _start(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     form = EmailChangeForm(request.POST, user=user, policy=get_policy(request))
@@ -76,6 +75,10 @@ def _start(request: HttpRequest) -> HttpResponse:
             {"form": form, "pending": email_change_pending(user=user), "active_section": "email"},
             status=400,
         )
+    # Counted only when a code is about to go out: a typo does not use up the allowance.
+    refused = consume_or_429(request, action="portal_email_change_code", user=user)
+    if refused is not None:
+        return refused
     started = email_change_start(user=user, new_email=form.cleaned_data["email"], request=request)
     _send(request, user, started)
     messages.info(request, _("We sent a code to %(email)s.") % {"email": started.new_email})

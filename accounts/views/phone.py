@@ -16,7 +16,7 @@ from accounts.models import User
 from accounts.notifications import notify
 from accounts.phones import format_phone
 from accounts.policy import field_editable, get_policy, section
-from accounts.ratelimit import rate_limit
+from accounts.ratelimit import consume_or_429, rate_limit
 from accounts.reauth import reauthentication_required
 from accounts.services.codes import CodeResult, Purpose, code_cancel, code_timeout
 from accounts.services.phone import (
@@ -77,12 +77,15 @@ def phone(request: HttpRequest) -> HttpResponse:
 
 @field_editable("phone")
 @reauthentication_required
-@rate_limit(action="portal_phone_change_code")
 def _start(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     form = PhoneForm(request.POST, user=user, policy=get_policy(request))
     if not form.is_valid():
         return _page(request, form, status=400)
+    # Counted only when a code is about to go out: a typo does not use up the allowance.
+    refused = consume_or_429(request, action="portal_phone_change_code", user=user)
+    if refused is not None:
+        return refused
     started = phone_change_start(user=user, phone=form.cleaned_data["phone"], request=request)
     _send(request, started)
     messages.info(

@@ -27,7 +27,8 @@ def security_activity(request: HttpRequest) -> HttpResponse:
             "label": Action.LABELS.get(event.action, event.action),
             "device": describe_device(event.user_agent) if event.user_agent else "",
             "ip_address": event.ip_address or "",
-            "by_someone_else": event.actor_id not in (None, request.user.pk),
+            "by_someone_else": event.impersonator_id is not None
+            or event.actor_id not in (None, request.user.pk),
         }
         for event in page.object_list
     ]

@@ -102,7 +102,7 @@ class NormalizedEmailField(forms.EmailField):
     def to_python(self, value: Any) -> str:
         from accounts.emails import normalize_email
 
-        return normalize_email(super().to_python(value))
+        return normalize_email(super().to_python(value) or "")
 
 
 class EmailChangeForm(PolicyGuardedForm, forms.Form):

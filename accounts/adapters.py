@@ -37,10 +37,27 @@ class AccountAdapter(DefaultAccountAdapter):
         )
         return existing or email
 
+    def get_login_stages(self) -> list[str]:
+        """allauth's stages, then the portal's second step (before login() runs)."""
+        return [*super().get_login_stages(), "accounts.stages.SecondFactorStage"]
+
     def get_reauthentication_methods(self, user: AbstractBaseUser | AnonymousUser) -> list[dict]:
-        """allauth's methods (password, second factor); a user with none of them
+        """The password, a second factor (django-otp devices); a user with neither
         re-authenticates with a code sent to their verified primary email."""
         methods = super().get_reauthentication_methods(user)
+        if user.is_authenticated:
+            from django_otp import user_has_device
+
+            if user_has_device(user, confirmed=True):
+                methods.append(
+                    {
+                        "id": "two_factor",
+                        "description": _(
+                            "Use your authenticator app, a security key or a backup code"
+                        ),
+                        "url": reverse("reauthenticate_two_factor"),
+                    }
+                )
         if user.is_authenticated and not methods:
             methods.append(
                 {

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 from django.utils.translation import gettext_lazy as _
 
 
@@ -9,3 +10,9 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401 - connects the receivers
+
+
+class PortalAdminConfig(AdminConfig):
+    """django.contrib.admin with the portal's site (second factor required)."""
+
+    default_site = "accounts.admin_site.PortalAdminSite"

@@ -163,3 +163,19 @@ class PhoneForm(PolicyGuardedForm, forms.Form):
         if value == self.user.phone:
             raise ValidationError(_("This is already your phone number."), code="same")
         return value
+
+
+class PasskeyNameForm(PolicyGuardedForm, forms.Form):
+    policy_field = "passkeys"
+
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=64,
+        help_text=_("A name you will recognise, for example “Blue key” or “Laptop”."),
+    )
+
+    def clean_name(self) -> str:
+        value = _clean_text(self.cleaned_data["name"])
+        if not value:
+            raise ValidationError(_("Enter a name."), code="required")
+        return value

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device, ThrottlingMixin
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -266,3 +267,37 @@ class VerificationCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} for {self.user_id}"
+
+
+class BackupCodeDevice(ThrottlingMixin, Device):
+    """A user's set of single-use backup codes, as a django-otp device.
+
+    django-otp's static device keeps its tokens in clear text; here only a keyed
+    hash of each code is stored (``BackupCode``). A device exists only beside a real
+    factor (authenticator app, security key) and goes when the last one goes.
+    """
+
+    class Meta:
+        verbose_name = _("backup codes")
+        verbose_name_plural = _("backup codes")
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def verify_token(self, token: Any) -> bool:
+        from accounts.services.mfa import backup_code_use
+
+        return backup_code_use(device=self, code=str(token or ""))
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=128)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("backup code")
+        verbose_name_plural = _("backup codes")
+
+    def __str__(self) -> str:
+        return f"backup code {self.pk}"

@@ -27,6 +27,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("email", _("Email address"), "email", ("email",)),
     Section("phone", _("Phone number"), "phone", ("phone",)),
     Section("password", _("Password"), "account_change_password", ("password",)),
+    Section("two_factor", _("Two-step verification"), "two_factor", ("mfa", "passkeys")),
     Section("security", _("Security activity"), "security_activity"),
 )
 

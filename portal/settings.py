@@ -64,7 +64,7 @@ if not DEBUG and (
 if not SECRET_KEY:
     SECRET_KEY = _INSECURE_KEY_PREFIX + "local-development-only-key-do-not-use-in-production"
 
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
 _site = urlsplit(SITE_URL)
 if _site.scheme not in {"http", "https"} or not _site.hostname:
     raise ImproperlyConfigured(f"SITE_URL must be an absolute http(s) URL, not {SITE_URL!r}.")
@@ -83,8 +83,8 @@ if not DEBUG and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [SITE_ORIGIN])
 
 INSTALLED_APPS = [
-    "accounts",
-    "django.contrib.admin",
+    "accounts.apps.AccountsConfig",
+    "accounts.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -96,6 +96,9 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.usersessions",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
     "django_htmx",
 ]
 
@@ -107,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.policy.PolicyMiddleware",
     "accounts.reauth.ReauthenticationMiddleware",
@@ -261,6 +265,19 @@ SMS_TWILIO_AUTH_TOKEN = env_str("SMS_TWILIO_AUTH_TOKEN")
 SMS_TWILIO_FROM = env_str("SMS_TWILIO_FROM")
 SMS_TWILIO_MESSAGING_SERVICE_SID = env_str("SMS_TWILIO_MESSAGING_SERVICE_SID")
 SMS_TWILIO_API_BASE = env_str("SMS_TWILIO_API_BASE", "https://api.twilio.com")
+
+# --- Second factor (django-otp, django-otp-webauthn) -------------------------
+
+OTP_TOTP_ISSUER = PORTAL_NAME
+OTP_TOTP_THROTTLE_FACTOR = 1
+# WebAuthn: the relying party is the site of SITE_URL.
+OTP_WEBAUTHN_RP_ID = SITE_HOST
+OTP_WEBAUTHN_RP_NAME = PORTAL_NAME
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [SITE_ORIGIN]
+# The stock passwordless view would skip allauth's login stages (and email
+# verification): passkeys are a second factor here.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+BACKUP_CODE_COUNT = 10
 
 # --- Internationalisation -------------------------------------------------
 

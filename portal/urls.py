@@ -5,9 +5,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
+from django.views.generic import RedirectView, TemplateView
+from django.views.i18n import JavaScriptCatalog
 from django.views.static import serve
 
+from accounts.views import two_factor
 from accounts.views.home import root
 
 
@@ -23,6 +25,28 @@ urlpatterns = [
         "accounts/email/",
         RedirectView.as_view(pattern_name="email", permanent=False),
         name="account_email",
+    ),
+    # The second step of sign-in (an allauth login stage).
+    path("accounts/2fa/", two_factor.verify, name="two_factor_verify"),
+    path(
+        "accounts/2fa/webauthn/begin/",
+        two_factor.StageBeginAuthentication.as_view(),
+        name="two_factor_webauthn_begin",
+    ),
+    path(
+        "accounts/2fa/webauthn/complete/",
+        two_factor.StageCompleteAuthentication.as_view(),
+        name="two_factor_webauthn_complete",
+    ),
+    path(
+        "accounts/2fa/help/",
+        TemplateView.as_view(template_name="accounts/two_factor_help.html"),
+        name="two_factor_help",
+    ),
+    path(
+        "webauthn/jsi18n/",
+        JavaScriptCatalog.as_view(packages=["django_otp_webauthn"]),
+        name="webauthn_jsi18n",
     ),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -86,8 +86,10 @@ def staff_user(user_factory: Callable[..., User]) -> User:
 
 @pytest.fixture
 def staff_client(staff_user: User) -> Client:
+    """A staff member signed in with their second factor (the back-office needs it)."""
     client = Client()
     client.force_login(staff_user, backend="django.contrib.auth.backends.ModelBackend")
+    verify_second_factor(client, staff_user)
     return client
 
 
@@ -108,3 +110,18 @@ def reauthenticate(client: Client, password: str = PASSWORD) -> None:
 
     response = client.post(reverse("account_reauthenticate"), {"password": password})
     assert response.status_code == 302, response.content[:500]
+
+
+def verify_second_factor(client: Client, user: User) -> Any:
+    """Gives ``user`` an authenticator app and marks the client's session as having
+    used it, as the second step of sign-in does. Returns the device."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Test app", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device

@@ -31,6 +31,17 @@ class Action:
     REAUTHENTICATED = "reauthenticated"
     SIGNED_IN = "signed_in"
     SIGNED_OUT = "signed_out"
+    TOTP_ADDED = "mfa.totp_added"
+    TOTP_REPLACED = "mfa.totp_replaced"
+    TOTP_REMOVED = "mfa.totp_removed"
+    PASSKEY_ADDED = "mfa.passkey_added"
+    PASSKEY_RENAMED = "mfa.passkey_renamed"
+    PASSKEY_REMOVED = "mfa.passkey_removed"
+    BACKUP_CODES_GENERATED = "mfa.backup_codes_generated"
+    BACKUP_CODES_REMOVED = "mfa.backup_codes_removed"
+    BACKUP_CODE_USED = "mfa.backup_code_used"
+    MFA_SIGN_IN = "mfa.sign_in"
+    MFA_RESET = "mfa.reset"
 
     LABELS = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -50,6 +61,17 @@ class Action:
         REAUTHENTICATED: _("Identity confirmed"),
         SIGNED_IN: _("Signed in"),
         SIGNED_OUT: _("Signed out"),
+        TOTP_ADDED: _("Authenticator app added"),
+        TOTP_REPLACED: _("Authenticator app replaced"),
+        TOTP_REMOVED: _("Authenticator app removed"),
+        PASSKEY_ADDED: _("Security key or passkey added"),
+        PASSKEY_RENAMED: _("Security key or passkey renamed"),
+        PASSKEY_REMOVED: _("Security key or passkey removed"),
+        BACKUP_CODES_GENERATED: _("Backup codes generated"),
+        BACKUP_CODES_REMOVED: _("Backup codes removed"),
+        BACKUP_CODE_USED: _("Backup code used"),
+        MFA_SIGN_IN: _("Signed in with a second factor"),
+        MFA_RESET: _("Two-step verification reset by support"),
     }
 
 

@@ -17,7 +17,7 @@ from accounts import policy as policy_module
 from accounts.models import AccountPolicy, AuditEvent, User, VerificationCode
 from accounts.policy import FIELDS, get_policy
 from accounts.services.policy import policy_update
-from tests.conftest import PASSWORD, reauthenticate
+from tests.conftest import PASSWORD, reauthenticate, verify_second_factor
 
 pytestmark = pytest.mark.django_db
 
@@ -337,6 +337,7 @@ def test_operator_edits_the_policy_in_the_back_office(user_factory: Any) -> None
     operator.groups.add(Group.objects.get(name="Operators"))
     client = Client()
     client.force_login(operator, backend="django.contrib.auth.backends.ModelBackend")
+    verify_second_factor(client, operator)
     url = reverse("admin:accounts_accountpolicy_change", args=[1])
     page = client.get(url)
     assert page.status_code == 200
@@ -362,6 +363,7 @@ def test_policy_cannot_be_added_or_deleted_in_the_back_office(user_factory: Any)
     admin = user_factory(username="root-admin", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(admin, backend="django.contrib.auth.backends.ModelBackend")
+    verify_second_factor(client, admin)
     assert client.get(reverse("admin:accounts_accountpolicy_add")).status_code == 403
     delete = reverse("admin:accounts_accountpolicy_delete", args=[1])
     assert client.post(delete, {"post": "yes"}).status_code == 403

@@ -1,0 +1,250 @@
+"""The second step of sign-in, and re-authentication with a second factor.
+
+Both accept a code from the authenticator app, a backup code, or a security key /
+passkey. The WebAuthn views subclass django-otp-webauthn's so that success ends the
+login stage (sign-in) or records a re-authentication, instead of logging in
+directly as the stock views do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.internal.flows import reauthentication as allauth_reauth
+from allauth.account.internal.flows.login import record_authentication
+from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.middleware import csrf
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn import exceptions as webauthn_exceptions
+from django_otp_webauthn.views import (
+    BeginCredentialAuthenticationView,
+    CompleteCredentialAuthenticationView,
+)
+
+from accounts.forms import CodeForm
+from accounts.models import BackupCodeDevice, User
+from accounts.notifications import notify
+from accounts.services.audit import Action, audit_record
+from accounts.services.mfa import passkeys_for
+
+
+def _stage(request: HttpRequest) -> Any:
+    from allauth.account.stages import LoginStageController
+
+    from accounts.stages import SecondFactorStage
+
+    return LoginStageController.enter(request, SecondFactorStage.key)
+
+
+def _methods(user: User) -> dict[str, bool]:
+    return {
+        "totp": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
+        "backup": BackupCodeDevice.objects.filter(user=user).exists(),
+        "passkeys": passkeys_for(user).exists(),
+    }
+
+
+def _check_code(user: User, method: str, code: str) -> tuple[Any, bool]:
+    """(device, throttled): the device the code is right for, if any."""
+    if method == "backup":
+        devices: list[Any] = list(BackupCodeDevice.objects.filter(user=user))
+    else:
+        devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+    throttled = False
+    for device in devices:
+        allowed, _details = device.verify_is_allowed()
+        if not allowed:
+            throttled = True
+            continue
+        if device.verify_token(code):
+            return device, False
+    return None, throttled
+
+
+def _record_second_factor(
+    request: HttpRequest, user: User, device: Any, *, signing_in: bool
+) -> None:
+    kind = (
+        "backup"
+        if isinstance(device, BackupCodeDevice)
+        else ("totp" if isinstance(device, TOTPDevice) else "webauthn")
+    )
+    record_authentication(request, user, method="mfa", type=kind, reauthenticated=not signing_in)
+    if kind == "backup":
+        audit_record(action=Action.BACKUP_CODE_USED, subject=user, actor=user, request=request)
+        notify(user=user, event="backup_code_used", request=request)
+    if signing_in:
+        request.session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        audit_record(
+            action=Action.MFA_SIGN_IN,
+            subject=user,
+            actor=user,
+            request=request,
+            data={"method": kind},
+        )
+        notify(user=user, event="mfa_sign_in", request=request, context={"method": kind})
+    else:
+        otp_login(request, device)
+        audit_record(
+            action=Action.REAUTHENTICATED, subject=user, request=request, data={"method": kind}
+        )
+
+
+def _webauthn_config(request: HttpRequest, begin: str, complete: str) -> dict[str, Any]:
+    return {
+        "autocompleteLoginFieldSelector": None,
+        "nextFieldSelector": "input[name='next']",
+        "csrfToken": csrf.get_token(request),
+        "beginAuthenticationUrl": reverse(begin),
+        "completeAuthenticationUrl": reverse(complete),
+        "beginRegistrationUrl": reverse("passkey_register_begin"),
+        "completeRegistrationUrl": reverse("passkey_register_complete"),
+    }
+
+
+def _code_form_errors(form: CodeForm, throttled: bool) -> None:
+    if throttled:
+        form.add_error("code", _("Too many wrong codes. Wait a little before trying again."))
+    else:
+        form.add_error("code", _("That code is not right. Check it and try again."))
+
+
+# --- Sign-in ------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def verify(request: HttpRequest) -> HttpResponse:
+    stage = _stage(request)
+    if stage is None:
+        return redirect("account_login")
+    user: User = stage.login.user
+    methods = _methods(user)
+    form = CodeForm(request.POST or None)
+    method = request.POST.get("method", "totp" if methods["totp"] else "backup")
+    if request.method == "POST" and form.is_valid():
+        device, throttled = _check_code(user, method, form.cleaned_data["code"])
+        if device is not None:
+            _record_second_factor(request, user, device, signing_in=True)
+            return stage.exit()
+        _code_form_errors(form, throttled)
+    return render(
+        request,
+        "accounts/two_factor_verify.html",
+        {
+            "form": form,
+            "method": method,
+            "methods": methods,
+            "webauthn_config": _webauthn_config(
+                request, "two_factor_webauthn_begin", "two_factor_webauthn_complete"
+            ),
+            "cancel_url": reverse("account_login"),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+class _StageUserMixin:
+    request: HttpRequest
+
+    def get_user(self) -> Any:
+        stage = _stage(self.request)
+        return stage.login.user if stage is not None else None
+
+    def check_can_authenticate(self) -> None:
+        if self.get_user() is None:
+            raise webauthn_exceptions.NotAuthenticated()
+
+
+class StageBeginAuthentication(_StageUserMixin, BeginCredentialAuthenticationView):
+    pass
+
+
+class StageCompleteAuthentication(_StageUserMixin, CompleteCredentialAuthenticationView):
+    def complete_auth(self, device: Any) -> None:
+        stage = _stage(self.request)
+        if stage is None or device.user_id != stage.login.user.pk:
+            raise webauthn_exceptions.NotAuthenticated()
+        _record_second_factor(self.request, stage.login.user, device, signing_in=True)
+        response = stage.exit()
+        self._after = response.get("Location") or reverse("settings_home")
+
+    def get_success_url(self) -> str:
+        return getattr(self, "_after", reverse("settings_home"))
+
+
+# --- Re-authentication --------------------------------------------------------------
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME) or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return ""
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def reauthenticate(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    methods = _methods(user)
+    if not any(methods.values()):
+        return redirect(f"{reverse('account_reauthenticate')}?{request.GET.urlencode()}")
+    form = CodeForm(request.POST or None)
+    method = request.POST.get("method", "totp" if methods["totp"] else "backup")
+    if request.method == "POST" and form.is_valid():
+        device, throttled = _check_code(user, method, form.cleaned_data["code"])
+        if device is not None:
+            _record_second_factor(request, user, device, signing_in=False)
+            resumed = allauth_reauth.resume_request(request)
+            if resumed is not None:
+                return resumed
+            messages.success(request, _("Thank you. You can go on."))
+            return redirect(_safe_next(request) or "settings_home")
+        _code_form_errors(form, throttled)
+    return render(
+        request,
+        "accounts/two_factor_reauthenticate.html",
+        {
+            "form": form,
+            "method": method,
+            "methods": methods,
+            "next": _safe_next(request),
+            "webauthn_config": _webauthn_config(
+                request, "reauthenticate_webauthn_begin", "reauthenticate_webauthn_complete"
+            ),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+class ReauthBeginAuthentication(BeginCredentialAuthenticationView):
+    def check_can_authenticate(self) -> None:
+        if not self.request.user.is_authenticated:
+            raise webauthn_exceptions.NotAuthenticated()
+
+
+class ReauthCompleteAuthentication(CompleteCredentialAuthenticationView):
+    def check_can_authenticate(self) -> None:
+        if not self.request.user.is_authenticated:
+            raise webauthn_exceptions.NotAuthenticated()
+
+    def complete_auth(self, device: Any) -> None:
+        user: User = self.request.user  # type: ignore[assignment]
+        if device.user_id != user.pk:
+            raise webauthn_exceptions.NotAuthenticated()
+        _record_second_factor(self.request, user, device, signing_in=False)
+
+    def get_redirect_url(self) -> str:
+        return super().get_redirect_url() or reverse("settings_home")

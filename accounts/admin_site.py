@@ -39,7 +39,8 @@ class PortalAdminSite(OTPAdminSite):
             messages.warning(
                 request,
                 _(
-                    "The back-office needs two-step verification: set up an authenticator app or a security key first."
+                    "The back-office needs two-step verification: set up an authenticator "
+                    "app or a security key first."
                 ),
             )
             return redirect("two_factor")

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
+from accounts.services.mfa import backup_codes_generate
 
 DEMO_ACCOUNTS = (
     {
@@ -33,6 +36,10 @@ DEMO_ACCOUNTS = (
 )
 
 
+# Development only (the command refuses to run with debug off).
+DEMO_TOTP_KEY_HEX = "64656d6f2d706f7274616c2d746f74702d6b6579"
+
+
 class Command(BaseCommand):
     help = "Creates (or resets) the demo user and the demo staff user. Development only."
 
@@ -43,8 +50,9 @@ class Command(BaseCommand):
                 "published passwords."
             )
         with transaction.atomic():
-            for spec in DEMO_ACCOUNTS:
-                self._ensure(dict(spec))
+            users = [self._ensure(dict(spec)) for spec in DEMO_ACCOUNTS]
+            staff = next(user for user in users if user.is_staff)
+            secret, codes = self._second_factor(staff)
         base = settings.SITE_URL
         self.stdout.write(self.style.SUCCESS("Demo accounts are ready."))
         self.stdout.write(f"  Sign in at {base}/accounts/login/")
@@ -54,8 +62,24 @@ class Command(BaseCommand):
                 f"  {role}: username {spec['username']} or {spec['email']}, "
                 f"password {spec['password']}"
             )
+        self.stdout.write(
+            f"  {staff.username}'s second step: authenticator app key {secret} "
+            "(add it to any TOTP app)"
+        )
+        self.stdout.write(f"  {staff.username}'s backup codes: {' '.join(codes)}")
 
-    def _ensure(self, spec: dict[str, Any]) -> None:
+    def _second_factor(self, user: User) -> tuple[str, list[str]]:
+        """The demo staff user's authenticator app (a fixed, published key, so an app
+        set up once keeps working after another run) and a new set of backup codes."""
+        TOTPDevice.objects.filter(user=user).delete()
+        device = TOTPDevice.objects.create(
+            user=user, name="Demo authenticator", confirmed=True, key=DEMO_TOTP_KEY_HEX
+        )
+        codes = backup_codes_generate(user=user, request=None)
+        secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+        return secret, codes
+
+    def _ensure(self, spec: dict[str, Any]) -> User:
         password = spec.pop("password")
         user = User.objects.filter(username__iexact=spec["username"]).first()
         if user is None:
@@ -73,3 +97,4 @@ class Command(BaseCommand):
             email=user.email,
             defaults={"verified": True, "primary": True},
         )
+        return user

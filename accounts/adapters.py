@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -37,6 +40,13 @@ class AccountAdapter(DefaultAccountAdapter):
         )
         return existing or email
 
+    def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
+        """An account scheduled for deletion may finish signing in (every stage,
+        the second step included) to cancel it; a suspended one may not."""
+        if getattr(user, "state", "") == "pending_deletion":
+            return None
+        return super().pre_login(request, user, **kwargs)
+
     def get_login_stages(self) -> list[str]:
         """allauth's stages, then the portal's second step (before login() runs)."""
         return [*super().get_login_stages(), "accounts.stages.SecondFactorStage"]
@@ -67,3 +77,22 @@ class AccountAdapter(DefaultAccountAdapter):
                 }
             )
         return methods
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    """allauth's social adapter with the portal's clearer refusal messages."""
+
+    error_messages = {
+        **DefaultSocialAccountAdapter.error_messages,
+        "no_password": _(
+            "This linked account is your only way to sign in: your account has no password. "
+            "Set a password first, then unlink it."
+        ),
+        "no_verified_email": _(
+            "Unlinking this account would leave you no way to sign in or recover your account: "
+            "verify an email address and set a password first."
+        ),
+        "disconnect_last": _(
+            "This linked account is your only way to sign in, so it cannot be unlinked."
+        ),
+    }

@@ -179,3 +179,25 @@ class PasskeyNameForm(PolicyGuardedForm, forms.Form):
         if not value:
             raise ValidationError(_("Enter a name."), code="required")
         return value
+
+
+class DeleteAccountForm(PolicyGuardedForm, forms.Form):
+    policy_field = "delete_account"
+
+    confirmation = forms.CharField(
+        label=_("Type your username to confirm"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_confirmation(self) -> str:
+        value = self.cleaned_data["confirmation"].strip()
+        if value.lower() != self.user.username.lower():
+            raise ValidationError(
+                _("This is not your username. Type it exactly to confirm."), code="mismatch"
+            )
+        return value

@@ -28,7 +28,11 @@ SECTIONS: tuple[Section, ...] = (
     Section("phone", _("Phone number"), "phone", ("phone",)),
     Section("password", _("Password"), "account_change_password", ("password",)),
     Section("two_factor", _("Two-step verification"), "two_factor", ("mfa", "passkeys")),
+    Section("social", _("Linked accounts"), "socialaccount_connections", ("social",)),
+    Section("sessions", _("Sessions and devices"), "sessions", ("sessions",)),
     Section("security", _("Security activity"), "security_activity"),
+    Section("export", _("Export your data"), "export", ("data_export",)),
+    Section("delete", _("Delete your account"), "delete_account", ("delete_account",)),
 )
 
 

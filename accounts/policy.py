@@ -50,6 +50,7 @@ LIBRARY_URL_FIELDS: Mapping[str, str] = {
     "account_email": "email",
     "email": "email",
     "phone": "phone",
+    "sessions": "sessions",
     "account_change_password": "password",
     "account_set_password": "password",
     "account_change_phone": "phone",
@@ -58,6 +59,22 @@ LIBRARY_URL_FIELDS: Mapping[str, str] = {
     "otp_webauthn:credential-registration-begin": "passkeys",
     "otp_webauthn:credential-registration-complete": "passkeys",
 }
+
+
+def library_field(request: HttpRequest) -> str | None:
+    """The policy field a library URL of this request changes, if any: the named
+    pages above, and a social provider's login used to link an account."""
+    match = request.resolver_match
+    if match is None:
+        return None
+    if match.view_name in LIBRARY_URL_FIELDS:
+        return LIBRARY_URL_FIELDS[match.view_name]
+    module = getattr(match.func, "__module__", "") or ""
+    if module.startswith("allauth.socialaccount.providers") and (
+        request.POST.get("process") == "connect" or request.GET.get("process") == "connect"
+    ):
+        return "social"
+    return None
 
 
 @dataclass(frozen=True)
@@ -238,8 +255,7 @@ class PolicyMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
-        match = request.resolver_match
-        name = LIBRARY_URL_FIELDS.get(match.view_name) if match is not None else None
+        name = library_field(request)
         if name is None or not request.user.is_authenticated:
             return None
         policy = get_policy(request)

@@ -120,8 +120,12 @@ class ReauthenticationMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
+        from accounts.policy import library_field
+
         match = request.resolver_match
-        if match is None or match.view_name not in LIBRARY_URLS:
+        if match is None:
+            return None
+        if match.view_name not in LIBRARY_URLS and library_field(request) != "social":
             return None
         if request.method in {"GET", "HEAD", "OPTIONS"} or not request.user.is_authenticated:
             return None

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account import signals as allauth_signals
+from allauth.socialaccount import signals as social_signals
 from django.dispatch import receiver
 
 from accounts.services.audit import Action, audit_record
 from accounts.services.password import password_changed_finalize
+from accounts.services.social import social_account_linked, social_account_unlinked
 
 
 @receiver(allauth_signals.password_changed)
@@ -35,3 +37,13 @@ def _on_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is not None:
         audit_record(action=Action.SIGNED_OUT, subject=user, actor=user, request=request)
+
+
+@receiver(social_signals.social_account_added)
+def _on_social_added(sender: Any, request: Any, sociallogin: Any, **kwargs: Any) -> None:
+    social_account_linked(user=sociallogin.user, account=sociallogin.account, request=request)
+
+
+@receiver(social_signals.social_account_removed)
+def _on_social_removed(sender: Any, request: Any, socialaccount: Any, **kwargs: Any) -> None:
+    social_account_unlinked(user=request.user, account=socialaccount, request=request)

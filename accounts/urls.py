@@ -1,6 +1,17 @@
 from django.urls import path
 
-from accounts.views import email, home, mfa, phone, profile, reauth, security, two_factor
+from accounts.views import (
+    account,
+    email,
+    home,
+    mfa,
+    phone,
+    profile,
+    reauth,
+    security,
+    sessions,
+    two_factor,
+)
 
 urlpatterns = [
     path("", home.settings_home, name="settings_home"),
@@ -21,6 +32,13 @@ urlpatterns = [
     path("phone/cancel/", phone.phone_cancel, name="phone_cancel"),
     path("phone/remove/", phone.phone_delete, name="phone_remove"),
     path("security/", security.security_activity, name="security_activity"),
+    path("sessions/", sessions.sessions, name="sessions"),
+    path("sessions/<int:pk>/end/", sessions.session_delete, name="session_end"),
+    path("sessions/end-others/", sessions.sessions_delete_others, name="sessions_end_others"),
+    path("export/", account.export, name="export"),
+    path("delete/", account.delete, name="delete_account"),
+    path("delete/pending/", account.deletion_pending, name="deletion_pending"),
+    path("delete/cancel/", account.deletion_cancel, name="deletion_cancel"),
     path("reauthenticate/email/", reauth.reauthenticate_email, name="reauthenticate_email"),
     path(
         "reauthenticate/two-factor/",

@@ -114,6 +114,7 @@ MIDDLEWARE = [
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.policy.PolicyMiddleware",
     "accounts.reauth.ReauthenticationMiddleware",
+    "accounts.middleware.AccountStateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -185,8 +186,10 @@ else:
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # allauth's backend (username or email), letting an account scheduled for
+    # deletion sign in to cancel it; Django's for sessions it started.
+    "accounts.backends.PortalAuthenticationBackend",
     "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -250,8 +253,11 @@ ACCOUNT_RATE_LIMITS = {
     "portal_phone_change_code": "1/30s/user,10/h/user",
     "portal_reauthentication_code": "1/30s/user,10/h/user",
     "portal_check_code": "20/m/user",
+    "portal_data_export": "3/h/user",
 }
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
+ACCOUNT_DELETION_GRACE_DAYS = env_int("ACCOUNT_DELETION_GRACE_DAYS", 30)
 
 # --- One-time codes and SMS -----------------------------------------------
 

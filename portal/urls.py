@@ -48,6 +48,12 @@ urlpatterns = [
         JavaScriptCatalog.as_view(packages=["django_otp_webauthn"]),
         name="webauthn_jsi18n",
     ),
+    # The portal's sessions page replaces allauth's (impersonation hidden, end all).
+    path(
+        "accounts/sessions/",
+        RedirectView.as_view(pattern_name="sessions", permanent=False),
+        name="usersessions_list",
+    ),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

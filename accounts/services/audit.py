@@ -42,6 +42,14 @@ class Action:
     BACKUP_CODE_USED = "mfa.backup_code_used"
     MFA_SIGN_IN = "mfa.sign_in"
     MFA_RESET = "mfa.reset"
+    DELETION_SCHEDULED = "account.deletion_scheduled"
+    DELETION_CANCELLED = "account.deletion_cancelled"
+    ACCOUNT_PURGED = "account.purged"
+    DATA_EXPORTED = "account.data_exported"
+    SESSION_ENDED = "session.ended"
+    SESSIONS_ENDED = "session.others_ended"
+    SOCIAL_LINKED = "social.linked"
+    SOCIAL_UNLINKED = "social.unlinked"
 
     LABELS = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -72,6 +80,14 @@ class Action:
         BACKUP_CODE_USED: _("Backup code used"),
         MFA_SIGN_IN: _("Signed in with a second factor"),
         MFA_RESET: _("Two-step verification reset by support"),
+        DELETION_SCHEDULED: _("Account deletion scheduled"),
+        DELETION_CANCELLED: _("Account deletion cancelled"),
+        ACCOUNT_PURGED: _("Account deleted"),
+        DATA_EXPORTED: _("Data exported"),
+        SESSION_ENDED: _("Session ended"),
+        SESSIONS_ENDED: _("Other sessions ended"),
+        SOCIAL_LINKED: _("Account linked"),
+        SOCIAL_UNLINKED: _("Account unlinked"),
     }
 
 
@@ -103,6 +119,7 @@ def audit_record(
     actor: User | None = None,
     request: HttpRequest | None = None,
     data: dict[str, Any] | None = None,
+    subject_label: str | None = None,
 ) -> AuditEvent:
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user  # type: ignore[assignment]
@@ -111,7 +128,9 @@ def audit_record(
         action=action,
         actor=actor,
         subject=subject,
-        subject_label=subject.username if subject is not None else "",
+        subject_label=subject_label
+        if subject_label is not None
+        else (subject.username if subject is not None else ""),
         impersonator=_impersonator(request),
         ip_address=client_ip(request),
         user_agent=user_agent,

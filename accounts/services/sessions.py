@@ -30,3 +30,23 @@ def sessions_end_all(*, user: User) -> int:
         session.end()
         ended += 1
     return ended
+
+
+def session_end(*, user: User, session: UserSession, request: HttpRequest | None) -> None:
+    """The user ends one of their sessions: it is dead at once."""
+    from accounts.services.audit import Action, audit_record
+
+    info = {"ip": session.ip, "user_agent": session.user_agent[:200]}
+    session.end()
+    audit_record(action=Action.SESSION_ENDED, subject=user, request=request, data=info)
+
+
+def sessions_end_others_by_user(*, user: User, request: HttpRequest) -> int:
+    from accounts.services.audit import Action, audit_record
+
+    count = sessions_end_others(user=user, request=request)
+    if count:
+        audit_record(
+            action=Action.SESSIONS_ENDED, subject=user, request=request, data={"count": count}
+        )
+    return count

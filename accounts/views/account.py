@@ -1,0 +1,133 @@
+"""Data export and account deletion."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import DeleteAccountForm
+from accounts.models import User
+from accounts.notifications import notify
+from accounts.policy import field_editable, get_policy, section
+from accounts.ratelimit import rate_limit
+from accounts.reauth import reauthentication_required
+from accounts.services.deletion import (
+    InvalidTransition,
+    account_deletion_cancel,
+    account_deletion_schedule,
+)
+from accounts.services.export import user_data_export
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+# --- Data export ------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+@section("data_export")
+def export(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _download(request)
+    return render(request, "accounts/export.html", {"active_section": "export"})
+
+
+@field_editable("data_export")
+@reauthentication_required
+@rate_limit(action="portal_data_export")
+def _download(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    data = user_data_export(user=user, request=request)
+    body = json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2)
+    stamp = timezone.now().strftime("%Y%m%d")
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="account-{user.pk}-{stamp}.json"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Deletion ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+@section("delete_account")
+def delete(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = DeleteAccountForm(request.POST or None, user=user, policy=get_policy(request))
+    if request.method == "POST":
+        return _schedule(request, form)
+    return _page(request, form)
+
+
+def _page(request: HttpRequest, form: DeleteAccountForm, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "accounts/delete.html",
+        {
+            "form": form,
+            "grace_days": int(getattr(settings, "ACCOUNT_DELETION_GRACE_DAYS", 30)),
+            "active_section": "delete",
+        },
+        status=status,
+    )
+
+
+@field_editable("delete_account")
+@reauthentication_required
+def _schedule(request: HttpRequest, form: DeleteAccountForm) -> HttpResponse:
+    if not form.is_valid():
+        return _page(request, form, status=400)
+    user = _user(request)
+    try:
+        scheduled = account_deletion_schedule(user=user, actor=user, request=request)
+    except InvalidTransition:
+        return redirect("settings_home")
+    notify(
+        user=scheduled,
+        event="deletion_scheduled",
+        request=request,
+        context={"when_deleted": scheduled.deletion_scheduled_for},
+    )
+    logout(request)
+    messages.info(
+        request,
+        _("Your account will be deleted on %(date)s. Sign in before then to cancel.")
+        % {"date": timezone.localtime(scheduled.deletion_scheduled_for).date().isoformat()},
+    )
+    return redirect("account_login")
+
+
+@require_http_methods(["GET", "HEAD"])
+@login_required
+def deletion_pending(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if user.state != User.State.PENDING_DELETION:
+        return redirect("settings_home")
+    return render(request, "accounts/deletion_pending.html", {"when": user.deletion_scheduled_for})
+
+
+@require_POST
+@login_required
+def deletion_cancel(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    try:
+        restored = account_deletion_cancel(user=user, actor=user, request=request)
+    except InvalidTransition:
+        return redirect("settings_home")
+    notify(user=restored, event="deletion_cancelled", request=request)
+    messages.success(request, _("Your account will not be deleted. Welcome back."))
+    return redirect("settings_home")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -109,7 +109,7 @@ def account_purge(*, user: User, actor: User | None, request: HttpRequest | None
     return name
 
 
-def purge_due(*, now: timezone.datetime | None = None) -> list[str]:
+def purge_due(*, now: datetime | None = None) -> list[str]:
     """Purges every account whose grace period is over. Safe to run again and from
     several places at once: each account is locked and re-checked."""
     now = now or timezone.now()

@@ -115,6 +115,7 @@ class Enrolled:
     ok: bool
     backup_codes: list[str] | None = None
     replaced: bool = False
+    throttled: bool = False
 
 
 def totp_confirm(
@@ -124,6 +125,9 @@ def totp_confirm(
     refuses replays and throttles wrong codes)."""
     if device.user_id != user.pk or device.confirmed:
         return Enrolled(ok=False)
+    allowed, _details = device.verify_is_allowed()
+    if not allowed:
+        return Enrolled(ok=False, throttled=True)
     if not device.verify_token("".join(ch for ch in code if ch.isdigit())):
         return Enrolled(ok=False)
     with transaction.atomic():

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn import exceptions as webauthn_exceptions
 from django_otp_webauthn.views import (
     BeginCredentialRegistrationView,
     CompleteCredentialRegistrationView,
@@ -124,9 +125,12 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
                 return _stash_codes(request, enrolled.backup_codes)
             messages.success(request, _("Your authenticator app is set up."))
             return redirect("two_factor")
-        form.add_error(
-            "code", _("That code is not right. Check the time on your phone and try again.")
-        )
+        if enrolled.throttled:
+            form.add_error("code", _("Too many wrong codes. Wait a little before trying again."))
+        else:
+            form.add_error(
+                "code", _("That code is not right. Check the time on your phone and try again.")
+            )
     return render(
         request,
         "accounts/totp_setup.html",
@@ -188,24 +192,26 @@ def passkey_add(request: HttpRequest) -> HttpResponse:
     )
 
 
+class PolicyRefused(webauthn_exceptions.OTPWebAuthnApiError):
+    status_code = 403
+    default_code = "policy"
+
+
+class ReauthenticationNeeded(webauthn_exceptions.OTPWebAuthnApiError):
+    status_code = 403
+    default_code = "reauthentication_required"
+
+
 class _RegistrationGate:
     """Policy and re-authentication for the JSON registration endpoints."""
 
     request: HttpRequest
 
     def check_can_register(self) -> None:
-        from django_otp_webauthn import exceptions
-
-        policy = get_policy(self.request)
-        if not policy.editable("passkeys"):
-            raise exceptions.OTPWebAuthnApiError(
-                detail=_("Security keys can't be changed here."), code="policy"
-            )
+        if not get_policy(self.request).editable("passkeys"):
+            raise PolicyRefused(detail=_("Security keys can't be changed here."))
         if not recently_reauthenticated(self.request):
-            raise exceptions.OTPWebAuthnApiError(
-                detail=_("Please confirm it's you again, then retry."),
-                code="reauthentication_required",
-            )
+            raise ReauthenticationNeeded(detail=_("Please confirm it's you again, then retry."))
 
 
 class RegisterBegin(_RegistrationGate, BeginCredentialRegistrationView):

@@ -60,6 +60,8 @@ def _check_code(user: User, method: str, code: str) -> tuple[Any, bool]:
         devices: list[Any] = list(BackupCodeDevice.objects.filter(user=user))
     else:
         devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+        # Apps show the code as "123 456": only the digits count.
+        code = "".join(ch for ch in code if ch.isdigit())
     throttled = False
     for device in devices:
         allowed, _details = device.verify_is_allowed()

@@ -96,6 +96,12 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.usersessions",
+    # Social sign-in providers: each is active once configured (back-office →
+    # Social applications, or SOCIALACCOUNT_PROVIDERS); see the README.
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.microsoft",
+    "allauth.socialaccount.providers.openid_connect",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp_webauthn",
@@ -121,6 +127,11 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
 ]
+
+# allauth's "dummy" provider signs in without leaving the site: for development and
+# the test suite only.
+if DEBUG and env_bool("SOCIAL_DUMMY_PROVIDER", default=True):
+    INSTALLED_APPS.append("allauth.socialaccount.providers.dummy")
 
 ROOT_URLCONF = "portal.urls"
 FORM_RENDERER = "accounts.forms_renderer.PortalFormRenderer"

@@ -41,6 +41,12 @@ $(STAMP): requirements.lock pyproject.toml | check-python
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	@touch $(STAMP)
 
+# The local OpenID Connect provider used by one browser test (pinned by its lock file).
+tests/oidc/node_modules/.installed: tests/oidc/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the OpenID Connect browser test will be skipped"; fi
+
 setup: $(STAMP)
 	@mkdir -p var
 	@if command -v msgfmt >/dev/null 2>&1; then \
@@ -52,7 +58,7 @@ run: setup
 	$(PY) manage.py seed_demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: setup
+test: setup $(if $(wildcard tests/oidc/package-lock.json),tests/oidc/node_modules/.installed)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

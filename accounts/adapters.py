@@ -43,8 +43,17 @@ class AccountAdapter(DefaultAccountAdapter):
     def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
         """An account scheduled for deletion may finish signing in (every stage,
         the second step included) to cancel it; a suspended one may not."""
-        if getattr(user, "state", "") == "pending_deletion":
+        state = getattr(user, "state", "")
+        if state == "pending_deletion":
             return None
+        if state == "suspended" and user.suspended_until is not None:
+            from django.utils import timezone
+
+            if user.suspended_until <= timezone.now():
+                # A timed suspension that is over ends at sign-in (and by cron).
+                from accounts.services.moderation import user_restore
+
+                user = user_restore(user=user, actor=None, request=request)
         return super().pre_login(request, user, **kwargs)
 
     def get_login_stages(self) -> list[str]:

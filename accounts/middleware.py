@@ -67,6 +67,12 @@ class SessionActivityMiddleware:
                 from allauth.usersessions.models import UserSession
 
                 UserSession.objects.create_from_request(request)
+                history = session.get("hijack_history") or []
+                if history:
+                    # Opened by staff impersonating the user: not one of the user's devices.
+                    UserSession.objects.filter(session_key=session.session_key).update(
+                        data={"impersonated_by": int(history[-1])}
+                    )
                 session[self.KEY] = now
         return response
 

@@ -69,6 +69,14 @@ class User(AbstractUser):
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        permissions = [
+            ("suspend_user", _("Can suspend and restore users")),
+            ("end_user_sessions", _("Can end a user's sessions")),
+            ("reset_user_mfa", _("Can reset a user's second factors")),
+            ("schedule_user_deletion", _("Can schedule a user's deletion")),
+            ("purge_user", _("Can delete a user at once")),
+            ("impersonate_user", _("Can impersonate users")),
+        ]
         constraints = [
             models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
             models.UniqueConstraint(
@@ -94,6 +102,11 @@ class User(AbstractUser):
         ]
         indexes = [
             models.Index(fields=["state", "date_joined"], name="accounts_user_state_joined"),
+            models.Index(fields=["-date_joined"], name="accounts_user_joined_desc"),
+            models.Index(fields=["state", "suspended_until"], name="accounts_user_suspension"),
+            models.Index(
+                fields=["state", "deletion_scheduled_for"], name="accounts_user_deletion_due"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from allauth.account import signals as allauth_signals
 from allauth.socialaccount import signals as social_signals
 from django.dispatch import receiver
+from hijack import signals as hijack_signals
 
 from accounts.services.audit import Action, audit_record
 from accounts.services.password import password_changed_finalize
@@ -47,3 +48,30 @@ def _on_social_added(sender: Any, request: Any, sociallogin: Any, **kwargs: Any)
 @receiver(social_signals.social_account_removed)
 def _on_social_removed(sender: Any, request: Any, socialaccount: Any, **kwargs: Any) -> None:
     social_account_unlinked(user=request.user, account=socialaccount, request=request)
+
+
+@receiver(hijack_signals.hijack_started)
+def _on_impersonation_started(
+    sender: Any, request: Any, hijacker: Any, hijacked: Any, **kwargs: Any
+) -> None:
+    audit_record(
+        action=Action.IMPERSONATION_STARTED,
+        subject=hijacked,
+        actor=hijacker,
+        request=request,
+        data={"reason": request.POST.get("reason", ""), "staff": hijacker.username},
+    )
+
+
+@receiver(hijack_signals.hijack_ended)
+def _on_impersonation_ended(
+    sender: Any, request: Any, hijacker: Any, hijacked: Any, **kwargs: Any
+) -> None:
+    expired = bool(getattr(request, "portal_impersonation_expired", False))
+    audit_record(
+        action=Action.IMPERSONATION_ENDED,
+        subject=hijacked,
+        actor=hijacker,
+        request=request,
+        data={"staff": hijacker.username, "expired": expired},
+    )

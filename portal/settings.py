@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp_webauthn",
+    "hijack",
     "django_htmx",
 ]
 
@@ -117,6 +118,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "hijack.middleware.HijackUserMiddleware",
+    "accounts.impersonation.ImpersonationMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.policy.PolicyMiddleware",
     "accounts.reauth.ReauthenticationMiddleware",
@@ -295,6 +298,13 @@ OTP_WEBAUTHN_ALLOWED_ORIGINS = [SITE_ORIGIN]
 # verification): passkeys are a second factor here.
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 BACKUP_CODE_COUNT = 10
+
+# --- Impersonation (django-hijack) ------------------------------------------------
+
+HIJACK_PERMISSION_CHECK = "accounts.impersonation.can_impersonate"
+# The portal shows its own banner (no inline script or style).
+HIJACK_INSERT_BEFORE = None
+IMPERSONATION_MAX_SECONDS = env_int("IMPERSONATION_MAX_SECONDS", 30 * 60)
 
 # --- Internationalisation -------------------------------------------------
 

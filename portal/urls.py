@@ -56,6 +56,7 @@ urlpatterns = [
     ),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("hijack/", include("hijack.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -50,6 +50,11 @@ class Action:
     SESSIONS_ENDED = "session.others_ended"
     SOCIAL_LINKED = "social.linked"
     SOCIAL_UNLINKED = "social.unlinked"
+    SUSPENDED = "account.suspended"
+    RESTORED = "account.restored"
+    SESSIONS_ENDED_BY_STAFF = "session.all_ended_by_staff"
+    IMPERSONATION_STARTED = "impersonation.started"
+    IMPERSONATION_ENDED = "impersonation.ended"
 
     LABELS = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -88,6 +93,11 @@ class Action:
         SESSIONS_ENDED: _("Other sessions ended"),
         SOCIAL_LINKED: _("Account linked"),
         SOCIAL_UNLINKED: _("Account unlinked"),
+        SUSPENDED: _("Account suspended"),
+        RESTORED: _("Account restored"),
+        SESSIONS_ENDED_BY_STAFF: _("All sessions ended by staff"),
+        IMPERSONATION_STARTED: _("Support started viewing the account as you"),
+        IMPERSONATION_ENDED: _("Support stopped viewing the account as you"),
     }
 
 
@@ -103,7 +113,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 
 def _impersonator(request: HttpRequest | None) -> User | None:
-    if request is None or not getattr(request.user, "is_hijacked", False):
+    if request is None or not hasattr(request, "session"):
         return None
     history = request.session.get("hijack_history") or []
     if not history:

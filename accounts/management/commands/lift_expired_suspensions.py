@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from accounts.notifications import notify
+from accounts.services.moderation import lift_expired_suspensions
+
+
+class Command(BaseCommand):
+    help = "Ends timed suspensions that are over. Idempotent; safe to run from cron."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        lifted = lift_expired_suspensions()
+        for user in lifted:
+            notify(user=user, event="restored", request=None)
+        self.stdout.write(f"Lifted {len(lifted)} suspension(s).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from typing import Any
 
 from django import forms
@@ -604,7 +605,7 @@ class AuditEventAdmin(admin.ModelAdmin):
                         event.impersonator.username if event.impersonator else "",
                         event.ip_address or "",
                         event.user_agent,
-                        event.data,
+                        json.dumps(event.data, ensure_ascii=False, sort_keys=True),
                     ]
                 )
 

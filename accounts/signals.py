@@ -72,6 +72,7 @@ def _on_impersonation_ended(
         action=Action.IMPERSONATION_ENDED,
         subject=hijacked,
         actor=hijacker,
+        impersonator=hijacker,
         request=request,
         data={"staff": hijacker.username, "expired": expired},
     )

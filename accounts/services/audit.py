@@ -130,6 +130,7 @@ def audit_record(
     request: HttpRequest | None = None,
     data: dict[str, Any] | None = None,
     subject_label: str | None = None,
+    impersonator: User | None = None,
 ) -> AuditEvent:
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user  # type: ignore[assignment]
@@ -141,7 +142,7 @@ def audit_record(
         subject_label=subject_label
         if subject_label is not None
         else (subject.username if subject is not None else ""),
-        impersonator=_impersonator(request),
+        impersonator=impersonator or _impersonator(request),
         ip_address=client_ip(request),
         user_agent=user_agent,
         data=data or {},

@@ -68,6 +68,7 @@ lint: setup
 
 messages: setup
 	$(PY) manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests
+	$(PY) manage.py makemessages -d djangojs -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=static
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean:

@@ -91,6 +91,15 @@ class AccountAdapter(DefaultAccountAdapter):
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     """allauth's social adapter with the portal's clearer refusal messages."""
 
+    def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
+        """A link begun before the policy changed is checked again when the
+        provider sends the user back (the return carries no "process" parameter)."""
+        if sociallogin.state.get("process") == "connect":
+            from accounts.policy import get_policy, require_editable
+
+            require_editable(get_policy(request), "social")
+        super().pre_social_login(request, sociallogin)
+
     error_messages = {
         **DefaultSocialAccountAdapter.error_messages,
         "no_password": _(

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
-from django_otp.models import Device, ThrottlingMixin
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -282,7 +282,7 @@ class VerificationCode(models.Model):
         return f"{self.purpose} for {self.user_id}"
 
 
-class BackupCodeDevice(ThrottlingMixin, Device):
+class BackupCodeDevice(TimestampMixin, ThrottlingMixin, Device):
     """A user's set of single-use backup codes, as a django-otp device.
 
     django-otp's static device keeps its tokens in clear text; here only a keyed

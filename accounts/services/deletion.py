@@ -67,6 +67,10 @@ def account_deletion_cancel(*, user: User, actor: User | None, request: HttpRequ
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.PENDING_DELETION:
         raise InvalidTransition(locked.state)
+    owner = actor is not None and actor.pk == locked.pk
+    if owner and locked.deletion_scheduled_for and locked.deletion_scheduled_for <= timezone.now():
+        # The grace period is over: only the purge is left (staff may still restore).
+        raise InvalidTransition("grace_period_over")
     locked.state = User.State.ACTIVE
     locked.is_active = True
     locked.state_changed_at = timezone.now()
@@ -96,7 +100,11 @@ def account_purge(*, user: User, actor: User | None, request: HttpRequest | None
     name = pseudonym(user.pk)
     avatar = user.avatar.name
     sessions_end_all(user=user)
-    AuditEvent.objects.filter(subject=user).update(subject_label=name, subject=None)
+    # The events stay, but nothing in them may still name the person: their data
+    # (old usernames, addresses, numbers, linked accounts) goes too.
+    AuditEvent.objects.filter(subject=user).update(
+        subject_label=name, subject=None, data={"redacted": True}
+    )
     AuditEvent.objects.filter(actor=user).update(actor=None)
     AuditEvent.objects.filter(impersonator=user).update(impersonator=None)
     user.delete()

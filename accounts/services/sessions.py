@@ -42,9 +42,17 @@ def session_end(*, user: User, session: UserSession, request: HttpRequest | None
 
 
 def sessions_end_others_by_user(*, user: User, request: HttpRequest) -> int:
+    """The user's "end every other session": their own devices only (sessions opened
+    by staff impersonating them are not theirs to see or end)."""
     from accounts.services.audit import Action, audit_record
 
-    count = sessions_end_others(user=user, request=request)
+    current = _current_key(request)
+    count = 0
+    for session in UserSession.objects.filter(user=user).exclude(session_key=current or ""):
+        if (session.data or {}).get("impersonated_by"):
+            continue
+        session.end()
+        count += 1
     if count:
         audit_record(
             action=Action.SESSIONS_ENDED, subject=user, request=request, data={"count": count}

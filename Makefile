@@ -41,11 +41,15 @@ $(STAMP): requirements.lock pyproject.toml | check-python
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	@touch $(STAMP)
 
-# The local OpenID Connect provider used by one browser test (pinned by its lock file).
-tests/oidc/node_modules/.installed: tests/oidc/package-lock.json
+# Node packages some browser tests use (a local OpenID Connect provider, axe-core),
+# each pinned by its lock file; installed from the npm registry, never at test time.
+NODE_DIRS := $(patsubst %/package-lock.json,%,$(wildcard tests/*/package-lock.json))
+NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
+
+tests/%/node_modules/.installed: tests/%/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error && touch $@; \
-	else echo "npm not found: the OpenID Connect browser test will be skipped"; fi
+	  npm ci --prefix tests/$* --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the browser tests that need tests/$* will be skipped"; fi
 
 setup: $(STAMP)
 	@mkdir -p var
@@ -58,7 +62,7 @@ run: setup
 	$(PY) manage.py seed_demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: setup $(if $(wildcard tests/oidc/package-lock.json),tests/oidc/node_modules/.installed)
+test: setup $(NODE_STAMPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -57,7 +57,7 @@ def _extract(paths: list[Path], language: str) -> set[str]:
         )  # fmt: skip
         if not out.exists():
             return set()
-        return {k for k in _catalogue_from(out)}
+        return _catalogue_from(out)
 
 
 def _catalogue_from(path: Path) -> set[str]:

@@ -69,6 +69,16 @@ def has_password_or_factor(user: Any) -> bool:
     return any(m["id"] != EMAIL_CODE_METHOD for m in methods)
 
 
+def safe_next(request: HttpRequest) -> str:
+    """The ``next`` parameter when it points into this site, else ''."""
+    target = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME) or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return ""
+
+
 def _return_path(request: HttpRequest) -> str:
     """For htmx, the page the user is on (htmx sends it); else this request's path."""
     current = request.headers.get("HX-Current-URL", "")

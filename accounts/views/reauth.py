@@ -10,7 +10,7 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -18,7 +18,11 @@ from accounts.forms import CodeForm
 from accounts.models import User
 from accounts.notifications import notify
 from accounts.ratelimit import rate_limit
-from accounts.reauth import has_password_or_factor, record_email_code_reauthentication
+from accounts.reauth import (
+    has_password_or_factor,
+    record_email_code_reauthentication,
+    safe_next,
+)
 from accounts.services.audit import Action, audit_record
 from accounts.services.codes import (
     CodeResult,
@@ -34,15 +38,6 @@ from accounts.views.codes import code_error
 def _primary_email(user: User) -> str | None:
     row = EmailAddress.objects.filter(user=user, primary=True, verified=True).first()
     return row.email if row is not None else None
-
-
-def _next(request: HttpRequest) -> str:
-    target = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME) or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return ""
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -71,7 +66,7 @@ def reauthenticate_email(request: HttpRequest) -> HttpResponse:
             resumed = allauth_reauth.resume_request(request)
             if resumed is not None:
                 return resumed
-            return redirect(_next(request) or "settings_home")
+            return redirect(safe_next(request) or "settings_home")
         form.add_error("code", code_error(result))
     return render(
         request,
@@ -80,7 +75,7 @@ def reauthenticate_email(request: HttpRequest) -> HttpResponse:
             "form": form,
             "address": address,
             "sent": code_pending(user=user, purpose=Purpose.REAUTHENTICATE) is not None,
-            "next": _next(request),
+            "next": safe_next(request),
         },
         status=400 if request.method == "POST" else 200,
     )
@@ -98,7 +93,7 @@ def _send(request: HttpRequest, user: User, address: str | None) -> HttpResponse
             context={"code": issued.code, "minutes": int(code_timeout().total_seconds() // 60)},
         )
         messages.info(request, _("We sent a code to %(email)s.") % {"email": address})
-    nxt = _next(request)
+    nxt = safe_next(request)
     return redirect(
         f"{request.path}?{urlencode({REDIRECT_FIELD_NAME: nxt})}" if nxt else request.path
     )

@@ -13,13 +13,11 @@ from typing import Any
 from allauth.account.internal.flows import reauthentication as allauth_reauth
 from allauth.account.internal.flows.login import record_authentication
 from django.contrib import messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.middleware import csrf
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -34,6 +32,7 @@ from django_otp_webauthn.views import (
 from accounts.forms import CodeForm
 from accounts.models import BackupCodeDevice, User
 from accounts.notifications import notify
+from accounts.reauth import safe_next
 from accounts.services.audit import Action, audit_record
 from accounts.services.mfa import passkeys_for
 
@@ -187,15 +186,6 @@ class StageCompleteAuthentication(_StageUserMixin, CompleteCredentialAuthenticat
 # --- Re-authentication --------------------------------------------------------------
 
 
-def _safe_next(request: HttpRequest) -> str:
-    target = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME) or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return ""
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def reauthenticate(request: HttpRequest) -> HttpResponse:
@@ -213,7 +203,7 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
             if resumed is not None:
                 return resumed
             messages.success(request, _("Thank you. You can go on."))
-            return redirect(_safe_next(request) or "settings_home")
+            return redirect(safe_next(request) or "settings_home")
         _code_form_errors(form, throttled)
     return render(
         request,
@@ -222,7 +212,7 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
             "form": form,
             "method": method,
             "methods": methods,
-            "next": _safe_next(request),
+            "next": safe_next(request),
             "webauthn_config": _webauthn_config(
                 request, "reauthenticate_webauthn_begin", "reauthenticate_webauthn_complete"
             ),

@@ -9,11 +9,12 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -27,7 +28,7 @@ from accounts.models import AccountPolicy, AuditEvent, User
 from accounts.notifications import notify
 from accounts.policy import FIELDS
 from accounts.selectors import user_backoffice_overview
-from accounts.services.audit import Action
+from accounts.services.audit import Action, audit_record
 from accounts.services.deletion import (
     InvalidTransition,
     account_deletion_schedule,
@@ -150,7 +151,12 @@ class UserAdmin(DjangoUserAdmin):
     list_per_page = 50
     actions = ["suspend_selected", "restore_selected"]
     change_form_template = "admin/accounts/user/change_form.html"
+    # Identity (email, phone) changes only through the user's own proven flows; the
+    # password too (no admin password page): staff cannot take over an account.
     readonly_fields = (
+        "email",
+        "phone",
+        "phone_verified",
         "state",
         "state_changed_at",
         "state_reason",
@@ -161,7 +167,7 @@ class UserAdmin(DjangoUserAdmin):
         "date_joined",
     )
     fieldsets = (
-        (None, {"fields": ("username", "password")}),
+        (None, {"fields": ("username",)}),
         (
             gettext_lazy("Profile"),
             {
@@ -212,12 +218,56 @@ class UserAdmin(DjangoUserAdmin):
         # Deletion goes through the grace period or an explicit purge (below).
         return False
 
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """Saves, and records what changed (privileges included) as an audit event."""
+        changed = [name for name in form.changed_data if name not in {"groups", "user_permissions"}]
+        before: dict[str, Any] = {}
+        if change and changed:
+            old = User.objects.filter(pk=obj.pk).values(*changed).first() or {}
+            before = {k: str(v) for k, v in old.items()}
+        super().save_model(request, obj, form, change)
+        # The model admin is shared by every request: keep this on the request.
+        request._portal_user_changes = (changed, before)  # type: ignore[attr-defined]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        old_groups = set()
+        obj = form.instance
+        if change:
+            old_groups = set(obj.groups.values_list("name", flat=True))
+        super().save_related(request, form, formsets, change)
+        new_groups = set(obj.groups.values_list("name", flat=True))
+        changed, before = getattr(request, "_portal_user_changes", ([], {}))
+        data: dict[str, Any] = {}
+        if changed:
+            data["fields"] = changed
+            data["before"] = before
+            data["after"] = {name: str(getattr(obj, name)) for name in changed}
+        if new_groups != old_groups:
+            data["groups_before"] = sorted(old_groups)
+            data["groups_after"] = sorted(new_groups)
+        if "user_permissions" in form.changed_data:
+            data["permissions_changed"] = True
+        if data:
+            audit_record(
+                action=Action.UPDATED_BY_STAFF if change else Action.CREATED_BY_STAFF,
+                subject=obj,
+                actor=request.user,  # type: ignore[arg-type]
+                request=request,
+                data=data,
+            )
+
     # --- Extra pages ---------------------------------------------------------------
 
     def get_urls(self) -> list[Any]:
         from accounts.views.impersonation import impersonate
 
         wrap = self.admin_site.admin_view
+        # No admin password page: a password is set by its owner, or reset by email.
+        inherited = [
+            pattern
+            for pattern in super().get_urls()
+            if not str(getattr(pattern, "name", "") or "").endswith("_password_change")
+        ]
         return [
             path("<int:pk>/suspend/", wrap(self.suspend_view), name="accounts_user_suspend"),
             path("<int:pk>/restore/", wrap(self.restore_view), name="accounts_user_restore"),
@@ -234,7 +284,7 @@ class UserAdmin(DjangoUserAdmin):
             ),
             path("<int:pk>/purge/", wrap(self.purge_view), name="accounts_user_purge"),
             path("<int:pk>/impersonate/", wrap(impersonate), name="accounts_user_impersonate"),
-            *super().get_urls(),
+            *inherited,
         ]
 
     def _target(self, request: HttpRequest, pk: int, permission: str) -> User:
@@ -444,6 +494,7 @@ class UserAdmin(DjangoUserAdmin):
                 "queryset": queryset,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
+            status=400 if form.is_bound else 200,
         )
 
     @admin.action(description=gettext_lazy("Restore the selected users"), permissions=["suspend"])
@@ -496,6 +547,11 @@ class UserAdmin(DjangoUserAdmin):
 # --- The audit log ------------------------------------------------------------------------
 
 
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
+
+
 class _ActionFilter(admin.SimpleListFilter):
     title = gettext_lazy("action")
     parameter_name = "action"
@@ -522,7 +578,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "ip_address",
     )
     list_filter = (_ActionFilter, ("created_at", admin.DateFieldListFilter))
-    search_fields = ("=subject__username", "=actor__username", "subject_label")
+    search_fields = ("=subject__username", "=actor__username", "=subject_label")
     search_help_text = gettext_lazy("Exact username of the subject or the actor.")
     list_select_related = ("actor", "impersonator")
     date_hierarchy = "created_at"
@@ -576,7 +632,10 @@ class AuditEventAdmin(admin.ModelAdmin):
         """The filtered list (same filters and search as the page) as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest(_("This filter is not valid."))  # type: ignore[return-value]
         rows = (
             changelist.get_queryset(request)
             .select_related("actor", "impersonator")
@@ -607,12 +666,12 @@ class AuditEventAdmin(admin.ModelAdmin):
                     [
                         event.created_at.isoformat(),
                         event.action,
-                        event.subject_label,
-                        event.actor.username if event.actor else "",
-                        event.impersonator.username if event.impersonator else "",
+                        _cell(event.subject_label),
+                        _cell(event.actor.username if event.actor else ""),
+                        _cell(event.impersonator.username if event.impersonator else ""),
                         event.ip_address or "",
-                        event.user_agent,
-                        json.dumps(event.data, ensure_ascii=False, sort_keys=True),
+                        _cell(event.user_agent),
+                        _cell(json.dumps(event.data, ensure_ascii=False, sort_keys=True)),
                     ]
                 )
 

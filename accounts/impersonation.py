@@ -88,12 +88,14 @@ def release(request: HttpRequest, *, expired: bool = False) -> Any:
     if not history:
         return None
     hijacked = request.user
+    reason = request.session.get(REASON_KEY, "")
     hijacker = get_user_model().objects.get(pk=history.pop())
     backend = request.session.get(BACKEND_SESSION_KEY, settings.AUTHENTICATION_BACKENDS[0])
     with hijack_signals.no_update_last_login():
         login(request, hijacker, backend=backend)
     request.session["hijack_history"] = history
     request.portal_impersonation_expired = expired  # type: ignore[attr-defined]
+    request.portal_impersonation_reason = reason  # type: ignore[attr-defined]
     hijack_signals.hijack_ended.send(
         sender=None, request=request, hijacker=hijacker, hijacked=hijacked
     )

@@ -36,8 +36,29 @@ def _on_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 @receiver(allauth_signals.user_logged_out)
 def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    if user is not None:
-        audit_record(action=Action.SIGNED_OUT, subject=user, actor=user, request=request)
+    if user is None:
+        return
+    audit_record(action=Action.SIGNED_OUT, subject=user, actor=user, request=request)
+    history = request.session.get("hijack_history") or []
+    if history:
+        # Signing out ends an impersonation too.
+        from accounts.impersonation import REASON_KEY
+        from accounts.models import User
+
+        staff = User.objects.filter(pk=history[-1]).first()
+        audit_record(
+            action=Action.IMPERSONATION_ENDED,
+            subject=user,
+            actor=staff,
+            impersonator=staff,
+            request=request,
+            data={
+                "staff": staff.username if staff else "",
+                "expired": False,
+                "signed_out": True,
+                "reason": request.session.get(REASON_KEY, ""),
+            },
+        )
 
 
 @receiver(social_signals.social_account_added)
@@ -74,5 +95,9 @@ def _on_impersonation_ended(
         actor=hijacker,
         impersonator=hijacker,
         request=request,
-        data={"staff": hijacker.username, "expired": expired},
+        data={
+            "staff": hijacker.username,
+            "expired": expired,
+            "reason": getattr(request, "portal_impersonation_reason", ""),
+        },
     )

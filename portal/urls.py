@@ -11,6 +11,7 @@ from django.views.static import serve
 
 from accounts.views import two_factor
 from accounts.views.home import root
+from accounts.views.impersonation import stop_impersonating
 
 
 def serve_avatar(request: HttpRequest, path: str) -> HttpResponseBase:
@@ -56,7 +57,9 @@ urlpatterns = [
     ),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("hijack/", include("hijack.urls")),
+    # Only django-hijack's release: impersonation starts from the back-office (reason,
+    # verified second factor), never from hijack's own acquire URL.
+    path("hijack/", include(([path("release/", stop_impersonating, name="release")], "hijack"))),
     path("admin/", admin.site.urls),
 ]
 

@@ -51,6 +51,8 @@ class Action:
     SOCIAL_LINKED = "social.linked"
     SOCIAL_UNLINKED = "social.unlinked"
     SUSPENDED = "account.suspended"
+    UPDATED_BY_STAFF = "account.updated_by_staff"
+    CREATED_BY_STAFF = "account.created_by_staff"
     RESTORED = "account.restored"
     SESSIONS_ENDED_BY_STAFF = "session.all_ended_by_staff"
     IMPERSONATION_STARTED = "impersonation.started"
@@ -94,6 +96,8 @@ class Action:
         SOCIAL_LINKED: _("Account linked"),
         SOCIAL_UNLINKED: _("Account unlinked"),
         SUSPENDED: _("Account suspended"),
+        UPDATED_BY_STAFF: _("Account details changed by staff"),
+        CREATED_BY_STAFF: _("Account created by staff"),
         RESTORED: _("Account restored"),
         SESSIONS_ENDED_BY_STAFF: _("All sessions ended by staff"),
         IMPERSONATION_STARTED: _("Support started viewing the account as you"),

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from hijack.views import AcquireUserView
+from hijack.views import AcquireUserView, ReleaseUserView
 
 from accounts.impersonation import REASON_KEY, STARTED_KEY, can_impersonate, max_seconds
 from accounts.models import User
@@ -91,3 +91,10 @@ def impersonate(request: HttpRequest, pk: int) -> HttpResponse:
 
 def back_to_user_page(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("admin:accounts_user_change", pk)
+
+
+def stop_impersonating(request: HttpRequest) -> HttpResponse:
+    """django-hijack's release view; the reason is kept for the "ended" audit event
+    (signing in again as the staff member clears the session)."""
+    request.portal_impersonation_reason = request.session.get(REASON_KEY, "")  # type: ignore[attr-defined]
+    return ReleaseUserView.as_view()(request)

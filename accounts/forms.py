@@ -27,6 +27,8 @@ class NameForm(PolicyGuardedForm, forms.ModelForm):
         model = User
         fields = ["display_name"]
         labels = {"display_name": _("Display name")}
+        # Opened in place (htmx), the form takes the focus from the Edit link.
+        widgets = {"display_name": forms.TextInput(attrs={"autofocus": True})}
         help_texts = {
             "display_name": _("How you appear in the portal. Leave empty to use your name.")
         }
@@ -52,6 +54,7 @@ class DetailsForm(PolicyGuardedForm, forms.ModelForm):
             "time_zone": _("Time zone"),
         }
         help_texts = {"time_zone": _("Dates and times are shown in this time zone.")}
+        widgets = {"first_name": forms.TextInput(attrs={"autofocus": True})}
 
     def clean_first_name(self) -> str:
         return _clean_text(self.cleaned_data["first_name"])
@@ -66,7 +69,9 @@ class UsernameForm(PolicyGuardedForm, forms.Form):
         label=_("New username"),
         max_length=150,
         help_text=_("3 to 30 characters: letters a–z, digits, and . _ - between them."),
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "username", "autocapitalize": "none", "autofocus": True}
+        ),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:

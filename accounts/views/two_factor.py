@@ -171,6 +171,17 @@ class StageBeginAuthentication(_StageUserMixin, BeginCredentialAuthenticationVie
 
 
 class StageCompleteAuthentication(_StageUserMixin, CompleteCredentialAuthenticationView):
+    def check_device_usable(self, device: Any) -> None:
+        """The library refuses users who are not ``is_active``; an account scheduled
+        for deletion may still finish signing in (to cancel the deletion)."""
+        stage_user = self.get_user()
+        if not device.confirmed:
+            raise webauthn_exceptions.CredentialDisabled()
+        if stage_user is None or device.user_id != stage_user.pk:
+            raise webauthn_exceptions.NotAuthenticated()
+        if getattr(device.user, "state", "active") not in {"active", "pending_deletion"}:
+            raise webauthn_exceptions.UserDisabled()
+
     def complete_auth(self, device: Any) -> None:
         stage = _stage(self.request)
         if stage is None or device.user_id != stage.login.user.pk:
@@ -216,6 +227,8 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
             "webauthn_config": _webauthn_config(
                 request, "reauthenticate_webauthn_begin", "reauthenticate_webauthn_complete"
             ),
+            # The back-office needs the second factor itself: no password alternative.
+            "for_back_office": safe_next(request).startswith(reverse("admin:index")),
         },
         status=400 if request.method == "POST" else 200,
     )

@@ -73,6 +73,11 @@ def screenshot(request: pytest.FixtureRequest) -> Any:
     def take(page: Any, name: str) -> Path:
         path = folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        # Playwright leaves empty style="" attributes behind; htmx would copy them into
+        # swapped content, which the CSP then reports. Remove them.
+        page.evaluate(
+            "() => document.querySelectorAll('[style=\"\"]').forEach(e => e.removeAttribute('style'))"
+        )
         return path
 
     return take

@@ -76,7 +76,8 @@ def screenshot(request: pytest.FixtureRequest) -> Any:
         # Playwright leaves empty style="" attributes behind; htmx would copy them into
         # swapped content, which the CSP then reports. Remove them.
         page.evaluate(
-            "() => document.querySelectorAll('[style=\"\"]').forEach(e => e.removeAttribute('style'))"
+            "() => document.querySelectorAll('[style=\"\"]')"
+            ".forEach(e => e.removeAttribute('style'))"
         )
         return path
 

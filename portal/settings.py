@@ -1,8 +1,8 @@
 """Settings of the account portal, read from environment variables.
 
-Defaults suit a developer's machine only once ``DJANGO_DEBUG`` is on (``make run``
-and ``make test`` turn it on). With debug off the site refuses to start without a
-real secret key and a list of allowed hosts, and switches on secure cookies and HSTS.
+The defaults suit a developer's machine (debug on). Production sets
+``DJANGO_DEBUG=0``: the site then refuses to start without a real secret key and a
+list of allowed hosts, and switches on secure cookies, HSTS and the HTTPS redirect.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
 
 # --- Core -----------------------------------------------------------------
 
-DEBUG = env_bool("DJANGO_DEBUG", default=False)
+DEBUG = env_bool("DJANGO_DEBUG", default=True)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 _INSECURE_KEY_PREFIX = "django-insecure-"

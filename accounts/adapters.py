@@ -51,11 +51,11 @@ class AccountAdapter(DefaultAccountAdapter):
 
             if user.suspended_until <= timezone.now():
                 # A timed suspension that is over ends at sign-in (and by cron).
-                from accounts.notifications import notify
+                from accounts.notifications import notify_restored
                 from accounts.services.moderation import user_restore
 
                 user = user_restore(user=user, actor=None, request=request)
-                notify(user=user, event="restored", request=None)
+                notify_restored(user)
         return super().pre_login(request, user, **kwargs)
 
     def get_login_stages(self) -> list[str]:

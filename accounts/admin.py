@@ -25,7 +25,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import AccountPolicy, AuditEvent, User
-from accounts.notifications import notify
+from accounts.notifications import (
+    notify,
+    notify_deletion_scheduled,
+    notify_restored,
+    notify_suspended,
+)
 from accounts.policy import FIELDS
 from accounts.selectors import user_backoffice_overview
 from accounts.services.audit import Action, audit_record
@@ -336,12 +341,7 @@ class UserAdmin(DjangoUserAdmin):
             except InvalidTransition:
                 messages.error(request, _("Only an active account can be suspended."))
                 return redirect("admin:accounts_user_change", target.pk)
-            notify(
-                user=user,
-                event="suspended",
-                request=None,
-                context={"reason": user.state_reason, "until": user.suspended_until},
-            )
+            notify_suspended(user)
             return self._done(
                 request, user, _("The account was suspended and signed out everywhere.")
             )
@@ -364,7 +364,7 @@ class UserAdmin(DjangoUserAdmin):
         except InvalidTransition:
             messages.error(request, _("This account is already active."))
             return redirect("admin:accounts_user_change", target.pk)
-        notify(user=user, event="restored", request=None)
+        notify_restored(user)
         return self._done(request, user, _("The account was restored."))
 
     def end_sessions_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -416,12 +416,7 @@ class UserAdmin(DjangoUserAdmin):
             except InvalidTransition:
                 messages.error(request, _("Only an active account can be scheduled for deletion."))
                 return redirect("admin:accounts_user_change", target.pk)
-            notify(
-                user=user,
-                event="deletion_scheduled",
-                request=None,
-                context={"when_deleted": user.deletion_scheduled_for},
-            )
+            notify_deletion_scheduled(user)
             return self._done(request, user, _("The account is scheduled for deletion."))
         return self._form_page(
             request,
@@ -467,12 +462,7 @@ class UserAdmin(DjangoUserAdmin):
                 except (NotAllowed, InvalidTransition):
                     skipped += 1
                     continue
-                notify(
-                    user=user,
-                    event="suspended",
-                    request=None,
-                    context={"reason": user.state_reason, "until": user.suspended_until},
-                )
+                notify_suspended(user)
                 done += 1
             self.message_user(
                 request,
@@ -505,7 +495,7 @@ class UserAdmin(DjangoUserAdmin):
                 user = user_restore(user=target, actor=request.user, request=request)  # type: ignore[arg-type]
             except (NotAllowed, InvalidTransition):
                 continue
-            notify(user=user, event="restored", request=None)
+            notify_restored(user)
             done += 1
         self.message_user(request, _("%(done)d account(s) restored.") % {"done": done})
 

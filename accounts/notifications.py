@@ -82,3 +82,28 @@ def notify(
         logger.exception("could not send the %s notification to user %s", event, user.pk)
         return False
     return True
+
+
+# The state changes are told from several places (the user's pages, the back-office,
+# cron commands): one call each, so the message always carries the same facts.
+
+
+def notify_suspended(user: User) -> None:
+    notify(
+        user=user,
+        event="suspended",
+        context={"reason": user.state_reason, "until": user.suspended_until},
+    )
+
+
+def notify_restored(user: User) -> None:
+    notify(user=user, event="restored")
+
+
+def notify_deletion_scheduled(user: User, request: HttpRequest | None = None) -> None:
+    notify(
+        user=user,
+        event="deletion_scheduled",
+        request=request,
+        context={"when_deleted": user.deletion_scheduled_for},
+    )

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import DeleteAccountForm
 from accounts.models import User
-from accounts.notifications import notify
+from accounts.notifications import notify, notify_deletion_scheduled
 from accounts.policy import field_editable, get_policy, section
 from accounts.ratelimit import rate_limit
 from accounts.reauth import reauthentication_required
@@ -96,12 +96,7 @@ def _schedule(request: HttpRequest, form: DeleteAccountForm) -> HttpResponse:
         scheduled = account_deletion_schedule(user=user, actor=user, request=request)
     except InvalidTransition:
         return redirect("settings_home")
-    notify(
-        user=scheduled,
-        event="deletion_scheduled",
-        request=request,
-        context={"when_deleted": scheduled.deletion_scheduled_for},
-    )
+    notify_deletion_scheduled(scheduled, request)
     logout(request)
     messages.info(
         request,

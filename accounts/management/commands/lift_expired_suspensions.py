@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from accounts.notifications import notify
+from accounts.notifications import notify_restored
 from accounts.services.moderation import lift_expired_suspensions
 
 
@@ -14,5 +14,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         lifted = lift_expired_suspensions()
         for user in lifted:
-            notify(user=user, event="restored", request=None)
+            notify_restored(user)
         self.stdout.write(f"Lifted {len(lifted)} suspension(s).")

@@ -19,11 +19,41 @@ from django.utils.translation import gettext_lazy
 from django_otp import user_has_device
 from django_otp.admin import OTPAdminSite
 
+# The libraries' own admin pages that would change a user's identity or credentials
+# without the portal's services (no proof, no audit, no notification): not shown.
+# The user's page in the back-office shows these facts, and its actions change them.
+HIDDEN_MODELS = frozenset(
+    {
+        "account.emailaddress",
+        "socialaccount.socialaccount",
+        "socialaccount.socialtoken",
+        "otp_totp.totpdevice",
+        "django_otp_webauthn.webauthncredential",
+        "django_otp_webauthn.webauthnattestation",
+        "django_otp_webauthn.webauthnuserhandle",
+        "usersessions.usersession",
+    }
+)
+
 
 class PortalAdminSite(OTPAdminSite):
     site_header = gettext_lazy("Account portal back-office")
     site_title = gettext_lazy("Back-office")
     index_title = gettext_lazy("Back-office")
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        models = (
+            model_or_iterable
+            if isinstance(model_or_iterable, list | tuple)
+            else [model_or_iterable]
+        )
+        kept = [m for m in models if m._meta.label_lower not in HIDDEN_MODELS]
+        if kept:
+            super().register(kept, admin_class, **options)
+
+    def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """Staff change their password like everyone (audited, other sessions end)."""
+        return redirect("account_change_password")
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")

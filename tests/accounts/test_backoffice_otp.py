@@ -137,3 +137,36 @@ def test_seed_demo_gives_the_staff_user_a_second_factor(settings: Any) -> None:
     code = str(totp.token()).zfill(6)
     client.post(reverse("two_factor_verify"), {"method": "totp", "code": code})
     assert client.get(ADMIN).status_code == 200
+
+
+def test_the_libraries_credential_pages_are_not_in_the_back_office(
+    user: Any, user_factory: Any
+) -> None:
+    """Emails, social tokens, devices and sessions change only through the portal's
+    services (proof, audit, notification)."""
+    from django.contrib import admin
+
+    registered = {model._meta.label_lower for model in admin.site._registry}
+    for hidden in (
+        "account.emailaddress",
+        "socialaccount.socialtoken",
+        "otp_totp.totpdevice",
+        "django_otp_webauthn.webauthncredential",
+        "usersessions.usersession",
+    ):
+        assert hidden not in registered
+    assert "socialaccount.socialapp" in registered  # providers are configured here
+
+
+def test_staff_change_their_password_on_the_portals_page(user_factory: Any) -> None:
+    from django.test import Client
+
+    from tests.conftest import verify_second_factor
+
+    boss = user_factory(username="boss", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(boss, backend="django.contrib.auth.backends.ModelBackend")
+    verify_second_factor(client, boss)
+    response = client.get("/admin/password_change/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/password/change/"

@@ -610,7 +610,8 @@ def test_keyboard_journey(lang: str, browsers: Browsers, shots: Shots, user: Use
     field.wait_for()
     # The opened form takes the focus itself (autofocus, once htmx settles the swap).
     tab.page.wait_for_function(
-        "() => document.activeElement.matches('#card-name input[name=display_name]')",
+        "() => document.activeElement.matches("
+        "'#card-name:not(.htmx-added) input[name=display_name]')",
         timeout=10_000,
     )
     keys.press("ControlOrMeta+a")
@@ -670,7 +671,8 @@ def test_keyboard_focus_stays_in_the_card_edited_in_place(
     tab.page.locator("#card-name input[name=display_name]").wait_for()
     # Opening the form: the focus moves to its field (htmx, once the swap settles).
     tab.page.wait_for_function(
-        "() => document.activeElement.matches('#card-name input[name=display_name]')",
+        "() => document.activeElement.matches("
+        "'#card-name:not(.htmx-added) input[name=display_name]')",
         timeout=10_000,
     )
     tab.page.keyboard.type("Alice")

@@ -82,3 +82,28 @@ def screenshot(request: pytest.FixtureRequest) -> Any:
         return path
 
     return take
+
+
+@pytest.fixture
+def webauthn_on_live_server(settings: Any, live_server: Any) -> None:
+    """WebAuthn's relying party must be the page's host: the live server's."""
+    settings.OTP_WEBAUTHN_RP_ID = "localhost"
+    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [live_server.url]
+
+
+@pytest.fixture
+def browsers(browser: Any, live_server: Any) -> Iterator[Any]:
+    """Several browser contexts (people) on the live server (journey_helpers.Browsers)."""
+    from tests.e2e.journey_helpers import Browsers
+
+    opened = Browsers(browser, live_server.url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def shots(screenshot: Any) -> Any:
+    """Screenshots at desktop and mobile widths (journey_helpers.Shots)."""
+    from tests.e2e.journey_helpers import Shots
+
+    return Shots(screenshot)

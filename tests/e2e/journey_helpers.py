@@ -330,3 +330,14 @@ def count_pointer_presses(tab: Tab) -> None:
 
 def pointer_presses(tab: Tab) -> int:
     return int(tab.page.evaluate("() => Number(sessionStorage.getItem('__pointerPresses') || 0)"))
+
+
+def live_sessions(user: Any) -> int:
+    """The user's sessions that still exist (allauth purges its rows lazily)."""
+    from allauth.usersessions.models import UserSession
+
+    return sum(1 for row in UserSession.objects.filter(user=user) if row.exists())
+
+
+def heading(tab: Tab) -> str:
+    return tab.page.locator("main h1").first.inner_text().strip()

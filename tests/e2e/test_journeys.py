@@ -17,7 +17,6 @@ focus in its card.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,9 @@ from tests.e2e.journey_helpers import (
     count_pointer_presses,
     enter_totp,
     focused,
+    heading,
     key_from_setup_page,
+    live_sessions,
     pointer_presses,
     reauthenticate_if_asked,
     second_step_backup,
@@ -51,29 +52,14 @@ from tests.e2e.journey_helpers import (
 )
 from tests.helpers import code_from_last_email
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("webauthn_on_live_server"),
+]
 
 LANGUAGES = ["en", "fr"]
 NEW_PASSWORD = "another-long-passphrase-for-2026"  # noqa: S105 - a test password
-
-
-@pytest.fixture(autouse=True)
-def _webauthn_relying_party(settings: Any, live_server: Any) -> None:
-    """The relying party must be the page's host (the live server's)."""
-    settings.OTP_WEBAUTHN_RP_ID = "localhost"
-    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [live_server.url]
-
-
-@pytest.fixture
-def browsers(browser: Any, live_server: Any) -> Iterator[Browsers]:
-    opened = Browsers(browser, live_server.url)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def shots(screenshot: Callable[[Any, str], Path]) -> Shots:
-    return Shots(screenshot)
 
 
 def nav(tab: Tab, path: str) -> None:
@@ -81,17 +67,6 @@ def nav(tab: Tab, path: str) -> None:
     with tab.page.expect_navigation():
         tab.page.locator(f"nav.settings-nav a[href='{path}']").click()
     tab.wait_path(path)
-
-
-def live_sessions(user: User) -> int:
-    """The user's sessions that still exist (allauth purges its rows lazily)."""
-    from allauth.usersessions.models import UserSession
-
-    return sum(1 for row in UserSession.objects.filter(user=user) if row.exists())
-
-
-def heading(tab: Tab) -> str:
-    return tab.page.locator("main h1").first.inner_text().strip()
 
 
 # --- 1. The user's journey ------------------------------------------------------------

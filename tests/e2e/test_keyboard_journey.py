@@ -12,7 +12,6 @@ checks the database, and the console stays free of errors (a CSP violation is on
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,9 @@ from tests.e2e.journey_helpers import (
     add_virtual_authenticator,
     count_pointer_presses,
     focused,
+    heading,
     key_from_setup_page,
+    live_sessions,
     pointer_presses,
     tab_to,
     totp_code,
@@ -36,7 +37,11 @@ from tests.e2e.journey_helpers import (
 )
 from tests.helpers import code_from_last_email
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("webauthn_on_live_server"),
+]
 
 LANGUAGES = ["en", "fr"]
 NEW_PASSWORD = "another-long-passphrase-for-2026"  # noqa: S105 - a test password
@@ -44,31 +49,8 @@ NEW_PASSWORD = "another-long-passphrase-for-2026"  # noqa: S105 - a test passwor
 SUBMIT = "button[type=submit]:not([form])"
 
 
-@pytest.fixture(autouse=True)
-def _webauthn_relying_party(settings: Any, live_server: Any) -> None:
-    """The relying party must be the page's host (the live server's)."""
-    settings.OTP_WEBAUTHN_RP_ID = "localhost"
-    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [live_server.url]
-
-
-@pytest.fixture
-def browsers(browser: Any, live_server: Any) -> Iterator[Browsers]:
-    opened = Browsers(browser, live_server.url)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def shots(screenshot: Callable[[Any, str], Path]) -> Shots:
-    return Shots(screenshot)
-
-
 class FocusLost(AssertionError):
     """The focus fell to <body> after an in-place update."""
-
-
-# The one keyboard defect the journey meets; the test is strict: once fixed, it passes
-# and XPASS(strict) asks for this mark to go.
 
 
 class Keyboard:
@@ -148,16 +130,6 @@ class Keyboard:
                 "() => document.querySelector('input[name=remember]').checked"
             )
         self.go(f"form[action='/accounts/login/'] {SUBMIT}")
-
-
-def live_sessions(user: User) -> int:
-    from allauth.usersessions.models import UserSession
-
-    return sum(1 for row in UserSession.objects.filter(user=user) if row.exists())
-
-
-def heading(tab: Tab) -> str:
-    return tab.page.locator("main h1").first.inner_text().strip()
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

@@ -13,14 +13,11 @@ import pytest
 from accounts.models import User
 from tests.conftest import PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _webauthn_relying_party(settings: Any, live_server: Any) -> None:
-    """The relying party must be the page's host (the live server's)."""
-    settings.OTP_WEBAUTHN_RP_ID = "localhost"
-    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [live_server.url]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("webauthn_on_live_server"),
+]
 
 
 def submit_password(page: Any, live_server: Any, login: str = "alice") -> None:

@@ -20,11 +20,12 @@ PYTHON ?= $(shell for c in python3.13 python3.12 \
 	  fi; \
 	done)
 
-.PHONY: help run test setup lint typecheck messages check-python clean
+.PHONY: help run test test-fast setup lint typecheck messages check-python clean
 
 help:
 	@echo "make run    set up, migrate, create demo accounts and serve on http://$(HOST):$(PORT)"
 	@echo "make test   set up and run the whole test suite"
+	@echo "make test-fast  the suite without the browser tests"
 	@echo "make lint   ruff and mypy"
 	@echo "make messages  refresh the translation catalogues"
 
@@ -57,13 +58,20 @@ setup: $(STAMP)
 	  $(PY) manage.py compilemessages --ignore=.venv -v 0; \
 	else echo "msgfmt not found: using the committed compiled catalogues"; fi
 
+# The task worker (emails, text messages) runs beside the web server and stops with it.
 run: setup
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py seed_demo
+	@$(PY) manage.py db_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: setup $(NODE_STAMPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite without the browser tests.
+test-fast: setup
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

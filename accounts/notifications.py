@@ -1,109 +1,100 @@
 """Security emails: one call per event, rendered in the recipient's language.
 
 Adding a notification means adding ``templates/accounts/email/<event>_subject.txt``,
-``<event>_message.txt`` and ``<event>_message.html``, and one ``notify(...)`` call.
-Messages are sent after the change is committed (the caller's finalize step).
+``<event>_message.txt`` and ``<event>_message.html``, and one ``notify(...)`` call in
+a flow. ``notify`` only schedules: the message is handed to the task worker once
+the change is committed (``accounts.tasks``), so a rolled-back change tells no one
+and a slow or failing mail server never slows or breaks the page.
 """
 
 from __future__ import annotations
 
-import logging
-import zoneinfo
+import datetime as dt
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.http import HttpRequest
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.db import transaction
+from django.utils.functional import Promise
 
-from accounts.devices import describe_device
+from accounts.actor import Actor
 from accounts.models import User
-from accounts.services.audit import client_ip
-
-logger = logging.getLogger(__name__)
 
 
-def _language(user: User, request: HttpRequest | None) -> str:
-    languages = {code for code, _name in settings.LANGUAGES}
-    if user.language in languages:
-        return user.language
-    if request is not None and getattr(request, "LANGUAGE_CODE", None) in languages:
-        return request.LANGUAGE_CODE  # type: ignore[attr-defined,no-any-return]
-    return settings.LANGUAGE_CODE
-
-
-def _zone(user: User) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(user.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+def _jsonable(value: Any) -> Any:
+    """Task arguments are JSON: datetimes travel tagged, lazy strings as text."""
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, Promise):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def notify(
     *,
+    ctx: Actor | None,
     user: User,
     event: str,
-    request: HttpRequest | None = None,
     to: str | None = None,
     context: dict[str, Any] | None = None,
-) -> bool:
-    """Sends the ``event`` email to ``to`` (default: the user's address).
-
-    Returns whether a message was sent. A failing mail server is logged, never
-    raised: the change it reports has already happened.
-    """
+) -> None:
+    """Sends the ``event`` email to ``to`` (default: the user's address) once the
+    current transaction commits."""
     recipient = to if to is not None else user.email
     if not recipient:
-        return False
-    ctx = {
-        "user": user,
-        "portal_name": settings.PORTAL_NAME,
-        "site_url": settings.SITE_URL,
-        "when": timezone.now(),
-        "ip_address": client_ip(request) or "",
-        "device": describe_device(request.headers.get("User-Agent", "")) if request else "",
-        "activity_url": f"{settings.SITE_URL}/settings/security/",
-        "reset_url": f"{settings.SITE_URL}/accounts/password/reset/",
-        **(context or {}),
+        return
+    kwargs = {
+        "user_id": user.pk,
+        "event": event,
+        "to": recipient,
+        "context": _jsonable(context or {}),
+        "ip": (ctx.ip if ctx else None) or "",
+        "user_agent": ctx.user_agent if ctx else "",
+        "language": ctx.language if ctx else "",
     }
-    with translation.override(_language(user, request)), timezone.override(_zone(user)):
-        base = f"accounts/email/{event}"
-        subject = " ".join(render_to_string(f"{base}_subject.txt", ctx).split())
-        text = render_to_string(f"{base}_message.txt", ctx)
-        html = render_to_string(f"{base}_message.html", ctx)
-    message = EmailMultiAlternatives(
-        subject=f"[{settings.PORTAL_NAME}] {subject}", body=text, to=[recipient]
-    )
-    message.attach_alternative(html, "text/html")
-    try:
-        message.send()
-    except Exception:  # noqa: BLE001 - see docstring
-        logger.exception("could not send the %s notification to user %s", event, user.pk)
-        return False
-    return True
+
+    def enqueue() -> None:
+        from accounts.tasks import deliver_email
+
+        deliver_email.enqueue(**kwargs)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def sms_schedule(*, to: str, body: str) -> None:
+    """Sends a text message once the current transaction commits."""
+
+    def enqueue() -> None:
+        from accounts.tasks import deliver_sms
+
+        deliver_sms.enqueue(to=to, body=str(body))
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 # The state changes are told from several places (the user's pages, the back-office,
 # cron commands): one call each, so the message always carries the same facts.
 
 
-def notify_suspended(user: User) -> None:
+def notify_suspended(user: User, ctx: Actor | None = None) -> None:
     notify(
+        ctx=ctx,
         user=user,
         event="suspended",
         context={"reason": user.state_reason, "until": user.suspended_until},
     )
 
 
-def notify_restored(user: User) -> None:
-    notify(user=user, event="restored")
+def notify_restored(user: User, ctx: Actor | None = None) -> None:
+    notify(ctx=ctx, user=user, event="restored")
 
 
-def notify_deletion_scheduled(user: User, request: HttpRequest | None = None) -> None:
+def notify_deletion_scheduled(user: User, ctx: Actor | None = None) -> None:
     notify(
+        ctx=ctx,
         user=user,
         event="deletion_scheduled",
-        request=request,
         context={"when_deleted": user.deletion_scheduled_for},
     )

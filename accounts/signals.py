@@ -10,35 +10,37 @@ from django.dispatch import receiver
 from hijack import signals as hijack_signals
 
 from accounts.services.audit import Action, audit_record
-from accounts.services.password import password_changed_finalize
+from accounts.web import actor_from_request
+from accounts.flows.password import password_changed
 from accounts.services.social import social_account_linked, social_account_unlinked
 
 
 @receiver(allauth_signals.password_changed)
 def _on_password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    password_changed_finalize(user=user, request=request, action=Action.PASSWORD_CHANGED)
+    password_changed(ctx=actor_from_request(request), user=user, action=Action.PASSWORD_CHANGED)
 
 
 @receiver(allauth_signals.password_set)
 def _on_password_set(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    password_changed_finalize(user=user, request=request, action=Action.PASSWORD_SET)
+    password_changed(ctx=actor_from_request(request), user=user, action=Action.PASSWORD_SET)
 
 
 @receiver(allauth_signals.password_reset)
 def _on_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    password_changed_finalize(user=user, request=request, action=Action.PASSWORD_RESET)
+    password_changed(ctx=actor_from_request(request), user=user, action=Action.PASSWORD_RESET)
 
 
 @receiver(allauth_signals.user_logged_in)
 def _on_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    audit_record(action=Action.SIGNED_IN, subject=user, actor=user, request=request)
+    audit_record(ctx=actor_from_request(request), action=Action.SIGNED_IN, subject=user, actor=user)
 
 
 @receiver(allauth_signals.user_logged_out)
 def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is None:
         return
-    audit_record(action=Action.SIGNED_OUT, subject=user, actor=user, request=request)
+    ctx = actor_from_request(request)
+    audit_record(ctx=ctx, action=Action.SIGNED_OUT, subject=user, actor=user)
     history = request.session.get("hijack_history") or []
     if history:
         # Signing out ends an impersonation too.
@@ -47,11 +49,11 @@ def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
         staff = User.objects.filter(pk=history[-1]).first()
         audit_record(
+            ctx=ctx,
             action=Action.IMPERSONATION_ENDED,
             subject=user,
             actor=staff,
-            impersonator=staff,
-            request=request,
+            impersonator_id=staff.pk if staff else None,
             data={
                 "staff": staff.username if staff else "",
                 "expired": False,
@@ -76,10 +78,10 @@ def _on_impersonation_started(
     sender: Any, request: Any, hijacker: Any, hijacked: Any, **kwargs: Any
 ) -> None:
     audit_record(
+        ctx=actor_from_request(request),
         action=Action.IMPERSONATION_STARTED,
         subject=hijacked,
         actor=hijacker,
-        request=request,
         data={"reason": request.POST.get("reason", ""), "staff": hijacker.username},
     )
 
@@ -90,11 +92,11 @@ def _on_impersonation_ended(
 ) -> None:
     expired = bool(getattr(request, "portal_impersonation_expired", False))
     audit_record(
+        ctx=actor_from_request(request),
         action=Action.IMPERSONATION_ENDED,
         subject=hijacked,
         actor=hijacker,
-        impersonator=hijacker,
-        request=request,
+        impersonator_id=hijacker.pk,
         data={
             "staff": hijacker.username,
             "expired": expired,

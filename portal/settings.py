@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "django_otp_webauthn",
     "hijack",
     "django_htmx",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
+    "accounts.web.FlowErrorMiddleware",
 ]
 
 # allauth's "dummy" provider signs in without leaving the site: for development and
@@ -285,6 +287,14 @@ SMS_TWILIO_AUTH_TOKEN = env_str("SMS_TWILIO_AUTH_TOKEN")
 SMS_TWILIO_FROM = env_str("SMS_TWILIO_FROM")
 SMS_TWILIO_MESSAGING_SERVICE_SID = env_str("SMS_TWILIO_MESSAGING_SERVICE_SID")
 SMS_TWILIO_API_BASE = env_str("SMS_TWILIO_API_BASE", "https://api.twilio.com")
+
+# --- Task worker (django.tasks, database backend from django-tasks-db) ---------
+
+# Security emails and text messages are delivered by the worker (`manage.py db_worker`)
+# after the change is committed, never during the request.
+TASKS = {"default": {"BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+# Seconds to wait before each new attempt at a failed delivery.
+DELIVERY_RETRY_DELAYS = (30, 120, 600, 3600)
 
 # --- Second factor (django-otp, django-otp-webauthn) -------------------------
 

@@ -22,6 +22,45 @@ def _test_settings(settings: Any, tmp_path: Any) -> None:
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.SMS_BACKEND = "accounts.sms.backends.locmem.SmsBackend"
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture(autouse=True)
+def _commit_at_test_boundary(monkeypatch: Any) -> None:
+    """Each test runs inside a transaction that is never committed, so callbacks
+    scheduled with ``transaction.on_commit`` (notifications, text messages) would
+    never run. Treat the end of the outermost atomic block opened by the code under
+    test as the commit it would be outside the test, and run them then."""
+    from django.db import transaction
+
+    original_exit = transaction.Atomic.__exit__
+
+    def exit_then_run_hooks(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
+        result = original_exit(self, exc_type, exc_value, traceback)
+        connection = transaction.get_connection(self.using)
+        if (
+            exc_type is None
+            and not self._from_testcase
+            and all(block._from_testcase for block in connection.atomic_blocks)
+        ):
+            hooks, connection.run_on_commit = connection.run_on_commit, []
+            for _sids, func, _robust in hooks:
+                func()
+        return result
+
+    monkeypatch.setattr(transaction.Atomic, "__exit__", exit_then_run_hooks)
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    original_on_commit = BaseDatabaseWrapper.on_commit
+
+    def on_commit(self: Any, func: Any, robust: bool = False) -> None:
+        if self.in_atomic_block and all(b._from_testcase for b in self.atomic_blocks):
+            func()  # outside the code's own transactions: autocommit, run at once
+            return
+        original_on_commit(self, func, robust)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "on_commit", on_commit)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent, User
 
 
@@ -116,29 +117,26 @@ def client_ip(request: HttpRequest | None) -> str | None:
         return request.META.get("REMOTE_ADDR") or None
 
 
-def _impersonator(request: HttpRequest | None) -> User | None:
-    if request is None or not hasattr(request, "session"):
-        return None
-    history = request.session.get("hijack_history") or []
-    if not history:
-        return None
-    return User.objects.filter(pk=history[-1]).first()
+_FROM_CTX: Any = object()
 
 
 @transaction.atomic
 def audit_record(
     *,
+    ctx: Actor | None,
     action: str,
     subject: User | None,
-    actor: User | None = None,
-    request: HttpRequest | None = None,
     data: dict[str, Any] | None = None,
     subject_label: str | None = None,
-    impersonator: User | None = None,
+    actor: User | None = _FROM_CTX,
+    impersonator_id: int | None = _FROM_CTX,
 ) -> AuditEvent:
-    if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user  # type: ignore[assignment]
-    user_agent = request.headers.get("User-Agent", "")[:300] if request is not None else ""
+    """Writes one audit event. The actor, impersonator, IP and user agent come from
+    ``ctx`` (the system acts when it is None) unless given."""
+    if actor is _FROM_CTX:
+        actor = ctx.user if ctx is not None else None
+    if impersonator_id is _FROM_CTX:
+        impersonator_id = ctx.impersonator_id if ctx is not None else None
     return AuditEvent.objects.create(
         action=action,
         actor=actor,
@@ -146,8 +144,8 @@ def audit_record(
         subject_label=subject_label
         if subject_label is not None
         else (subject.username if subject is not None else ""),
-        impersonator=impersonator or _impersonator(request),
-        ip_address=client_ip(request),
-        user_agent=user_agent,
+        impersonator_id=impersonator_id,
+        ip_address=ctx.ip if ctx is not None else None,
+        user_agent=(ctx.user_agent if ctx is not None else "")[:300],
         data=data or {},
     )

@@ -14,11 +14,10 @@ def _current_key(request: HttpRequest | None) -> str | None:
     return session.session_key if session is not None else None
 
 
-def sessions_end_others(*, user: User, request: HttpRequest | None) -> int:
-    """Ends every session of ``user`` but the one making the request."""
-    current = _current_key(request)
+def sessions_end_others(*, user: User, keep_session_key: str) -> int:
+    """Ends every session of ``user`` but ``keep_session_key`` (the one acting)."""
     ended = 0
-    for session in UserSession.objects.filter(user=user).exclude(session_key=current or ""):
+    for session in UserSession.objects.filter(user=user).exclude(session_key=keep_session_key):
         session.end()
         ended += 1
     return ended

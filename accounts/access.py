@@ -1,0 +1,61 @@
+"""Who may touch which object: the one place that fetches an object for an actor.
+
+Each rule returns the object or raises ``AccessDenied``: a user asking for
+someone else's session, key or linked account gets the same answer as for one
+that does not exist (404); staff without the permission get a 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.socialaccount.models import SocialAccount
+from allauth.usersessions.models import UserSession
+from django_otp_webauthn.models import WebAuthnCredential
+
+from accounts.actor import Actor
+from accounts.flows.errors import AccessDenied
+from accounts.models import User
+
+
+def _own(ctx: Actor) -> User:
+    if ctx.user is None:
+        raise AccessDenied()
+    return ctx.user
+
+
+def access_own_session(ctx: Actor, pk: Any) -> UserSession:
+    """One of the user's own sessions; those opened by staff impersonating the user
+    are not the user's to see or end."""
+    session = UserSession.objects.filter(user=_own(ctx), pk=pk).first()
+    if session is None or (session.data or {}).get("impersonated_by"):
+        raise AccessDenied()
+    return session
+
+
+def access_own_passkey(ctx: Actor, pk: Any) -> WebAuthnCredential:
+    credential = WebAuthnCredential.objects.filter(user=_own(ctx), pk=pk).first()
+    if credential is None:
+        raise AccessDenied()
+    return credential
+
+
+def access_own_social_account(ctx: Actor, pk: Any) -> SocialAccount:
+    account = SocialAccount.objects.filter(user=_own(ctx), pk=pk).first()
+    if account is None:
+        raise AccessDenied()
+    return account
+
+
+def access_user_for_staff(ctx: Actor, pk: Any, permission: str) -> User:
+    """A user a staff member may act on with ``permission`` (``app.codename``)."""
+    staff = ctx.user
+    if staff is None or not staff.is_active or not staff.is_staff or not staff.has_perm(permission):
+        raise AccessDenied(staff=True)
+    try:
+        user = User.objects.filter(pk=int(pk)).first()
+    except (TypeError, ValueError):
+        user = None
+    if user is None:
+        raise AccessDenied()
+    return user

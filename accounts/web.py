@@ -1,0 +1,93 @@
+"""The web surface's side of the flows: an ``Actor`` from a request, and the one
+place that turns a flow's refusal into a page (``FlowErrorMiddleware``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from accounts.actor import Actor, Surface
+from accounts.flows.errors import AccessDenied, RateLimited, ReauthenticationRequired
+from accounts.services.audit import client_ip
+
+_ACTOR_ATTR = "_portal_actor"
+
+
+def _reauthenticated_at(request: HttpRequest) -> float | None:
+    if not request.user.is_authenticated or not hasattr(request, "session"):
+        return None
+    from allauth.account.internal.flows.login import get_authentication_records
+
+    records = [
+        r for r in get_authentication_records(request, request.user) if r.get("reauthenticated")
+    ]
+    return float(records[-1]["at"]) if records else None
+
+
+def actor_from_request(
+    request: HttpRequest, *, surface: Surface = "web", subject: Any = None
+) -> Actor:
+    """Who acts in this request. The impersonating staff member comes from
+    django-hijack's session history; the re-authentication time from allauth's
+    authentication records."""
+    session = getattr(request, "session", None)
+    history = (session.get("hijack_history") or []) if session is not None else []
+    user = request.user if request.user.is_authenticated else None
+    return Actor(
+        user=user,  # type: ignore[arg-type]
+        subject=subject,
+        impersonator_id=int(history[-1]) if history else None,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:300],
+        surface=surface,
+        language=getattr(request, "LANGUAGE_CODE", "") or "",
+        session_key=(session.session_key or "") if session is not None else "",
+        reauthenticated_at=_reauthenticated_at(request),
+    )
+
+
+def ctx_for(request: HttpRequest) -> Actor:
+    """``actor_from_request`` for the signed-in user's own settings (memoised:
+    a view and the gate it passed through share it). Re-read when the session's
+    authentication records change is not needed within one request."""
+    ctx = getattr(request, _ACTOR_ATTR, None)
+    if ctx is None:
+        ctx = actor_from_request(request)
+        setattr(request, _ACTOR_ATTR, ctx)
+    return ctx
+
+
+def rate_limited_response(request: HttpRequest, error: RateLimited) -> HttpResponse:
+    response = render(request, "429.html", status=429)
+    if error.retry_after:
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+class FlowErrorMiddleware:
+    """Turns a flow's refusal into the web answer: 404 for someone else's object,
+    403 for staff without the right, 429 with the limit page, and the
+    re-authentication page for a change that needs a fresh proof."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, AccessDenied):
+            if exception.status == 404:
+                raise Http404 from exception
+            raise PermissionDenied(exception.message) from exception
+        if isinstance(exception, RateLimited):
+            return rate_limited_response(request, exception)
+        if isinstance(exception, ReauthenticationRequired):
+            from accounts.reauth import reauthentication_response
+
+            return reauthentication_response(request)
+        return None

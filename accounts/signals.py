@@ -9,10 +9,10 @@ from allauth.socialaccount import signals as social_signals
 from django.dispatch import receiver
 from hijack import signals as hijack_signals
 
-from accounts.services.audit import Action, audit_record
-from accounts.web import actor_from_request
 from accounts.flows.password import password_changed
+from accounts.services.audit import Action, audit_record
 from accounts.services.social import social_account_linked, social_account_unlinked
+from accounts.web import actor_from_request
 
 
 @receiver(allauth_signals.password_changed)

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 def parse_phone(value: str) -> str:
     """E.164 for a valid number (national numbers read in ``PHONE_DEFAULT_REGION``)."""
-    region = getattr(settings, "PHONE_DEFAULT_REGION", "FR")
+    region = settings.PHONE_DEFAULT_REGION
     try:
         number = phonenumbers.parse((value or "").strip(), region)
     except phonenumbers.NumberParseException as exc:

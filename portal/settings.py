@@ -274,6 +274,10 @@ ACCOUNT_RATE_LIMITS = {
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
 ACCOUNT_DELETION_GRACE_DAYS = env_int("ACCOUNT_DELETION_GRACE_DAYS", 30)
+# Whether visitors may create accounts (staff can always create them).
+PORTAL_SIGNUP_OPEN = env_bool("PORTAL_SIGNUP_OPEN", default=True)
+# Seconds between two updates of a session's "last seen" time and address.
+SESSION_ACTIVITY_INTERVAL = env_int("SESSION_ACTIVITY_INTERVAL", 60)
 
 # --- One-time codes and SMS -----------------------------------------------
 
@@ -287,6 +291,8 @@ SMS_TWILIO_AUTH_TOKEN = env_str("SMS_TWILIO_AUTH_TOKEN")
 SMS_TWILIO_FROM = env_str("SMS_TWILIO_FROM")
 SMS_TWILIO_MESSAGING_SERVICE_SID = env_str("SMS_TWILIO_MESSAGING_SERVICE_SID")
 SMS_TWILIO_API_BASE = env_str("SMS_TWILIO_API_BASE", "https://api.twilio.com")
+# Seconds to wait for the SMS provider before giving up (the worker tries again).
+SMS_TIMEOUT = env_int("SMS_TIMEOUT", 10)
 
 # --- Task worker (django.tasks, database backend from django-tasks-db) ---------
 

@@ -41,7 +41,7 @@ class SmsError(Exception):
 
 def get_backend(backend: str | None = None) -> BaseSmsBackend:
     """Returns a new instance of ``backend`` (a dotted path), by default ``SMS_BACKEND``."""
-    path: str = backend or getattr(settings, "SMS_BACKEND", None) or DEFAULT_SMS_BACKEND
+    path: str = backend or settings.SMS_BACKEND
     klass: type[BaseSmsBackend] = import_string(path)
     return klass()
 

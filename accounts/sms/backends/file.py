@@ -15,7 +15,7 @@ class SmsBackend(BaseSmsBackend):
     """Writes each message to a new file in ``SMS_FILE_PATH`` (default ``BASE_DIR/var/sms``)."""
 
     def __init__(self, *, file_path: str | Path | None = None) -> None:
-        path = file_path or getattr(settings, "SMS_FILE_PATH", None)
+        path = file_path or settings.SMS_FILE_PATH
         if not path:
             path = Path(settings.BASE_DIR) / "var" / "sms"
         self.file_path = Path(path)

@@ -27,7 +27,6 @@ from accounts.sms.backends.base import BaseSmsBackend
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.twilio.com"
-DEFAULT_TIMEOUT = 10
 E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 # Twilio's error bodies are small; never read an unbounded answer into memory.
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -43,14 +42,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 class SmsBackend(BaseSmsBackend):
     def __init__(self) -> None:
-        self.account_sid: str = getattr(settings, "SMS_TWILIO_ACCOUNT_SID", "") or ""
-        self.auth_token: str = getattr(settings, "SMS_TWILIO_AUTH_TOKEN", "") or ""
-        self.from_: str = getattr(settings, "SMS_TWILIO_FROM", "") or ""
+        self.account_sid: str = settings.SMS_TWILIO_ACCOUNT_SID
+        self.auth_token: str = settings.SMS_TWILIO_AUTH_TOKEN
+        self.from_: str = settings.SMS_TWILIO_FROM
         self.messaging_service_sid: str = (
-            getattr(settings, "SMS_TWILIO_MESSAGING_SERVICE_SID", "") or ""
+            settings.SMS_TWILIO_MESSAGING_SERVICE_SID
         )
-        api_base: str = getattr(settings, "SMS_TWILIO_API_BASE", "") or DEFAULT_API_BASE
-        timeout = getattr(settings, "SMS_TIMEOUT", DEFAULT_TIMEOUT)
+        api_base: str = settings.SMS_TWILIO_API_BASE or DEFAULT_API_BASE
+        timeout = settings.SMS_TIMEOUT
 
         missing = [
             name

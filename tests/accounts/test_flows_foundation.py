@@ -135,9 +135,7 @@ def test_a_failing_mail_server_is_logged_never_raised(
     assert "giving up" in caplog.text  # the immediate backend cannot wait to try again
 
 
-def test_a_failing_sms_provider_is_logged_never_raised(
-    settings: Any, caplog: Any, db: Any
-) -> None:
+def test_a_failing_sms_provider_is_logged_never_raised(settings: Any, caplog: Any, db: Any) -> None:
     settings.SMS_BACKEND = "tests.helpers.BrokenSmsBackend"
 
     with caplog.at_level(logging.WARNING, logger="accounts.tasks"), transaction.atomic():
@@ -197,7 +195,9 @@ def test_web_answers_a_rate_limit_with_429(rf: RequestFactory) -> None:
 
 
 @override_settings(ACCOUNT_RATE_LIMITS={"portal_check_code": "1/m/user"})
-def test_rate_limit_counters_are_shared_with_the_pages(user_factory: Any, rf: RequestFactory) -> None:
+def test_rate_limit_counters_are_shared_with_the_pages(
+    user_factory: Any, rf: RequestFactory
+) -> None:
     from allauth.core import ratelimit
 
     alice = user_factory()

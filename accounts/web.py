@@ -14,8 +14,6 @@ from accounts.actor import Actor, Surface
 from accounts.flows.errors import AccessDenied, RateLimited, ReauthenticationRequired
 from accounts.services.audit import client_ip
 
-_ACTOR_ATTR = "_portal_actor"
-
 
 def _reauthenticated_at(request: HttpRequest) -> float | None:
     if not request.user.is_authenticated or not hasattr(request, "session"):
@@ -51,14 +49,10 @@ def actor_from_request(
 
 
 def ctx_for(request: HttpRequest) -> Actor:
-    """``actor_from_request`` for the signed-in user's own settings (memoised:
-    a view and the gate it passed through share it). Re-read when the session's
-    authentication records change is not needed within one request."""
-    ctx = getattr(request, _ACTOR_ATTR, None)
-    if ctx is None:
-        ctx = actor_from_request(request)
-        setattr(request, _ACTOR_ATTR, ctx)
-    return ctx
+    """The web actor of the signed-in user's own settings. Built afresh on each
+    call: allauth replays a request parked for re-authentication within the
+    re-authentication request itself, and the replay must see the new proof."""
+    return actor_from_request(request)
 
 
 def rate_limited_response(request: HttpRequest, error: RateLimited) -> HttpResponse:

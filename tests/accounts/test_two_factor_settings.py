@@ -131,7 +131,7 @@ def with_totp(user: User) -> TOTPDevice:
 
 @pytest.fixture
 def with_codes(user: User, with_totp: TOTPDevice) -> list[str]:
-    return mfa_services.backup_codes_generate(user=user, request=None)
+    return mfa_services.backup_codes_generate(user=user)
 
 
 # --- Authenticator app --------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_remaining_codes_are_counted_with_a_warning_when_few_are_left(
 
 def test_backup_codes_are_never_the_only_factor(fresh: Client, user: User) -> None:
     with pytest.raises(ValueError):
-        mfa_services.backup_codes_generate(user=user, request=None)
+        mfa_services.backup_codes_generate(user=user)
     assert not BackupCodeDevice.objects.exists()
     response = fresh.post(reverse("backup_codes_regenerate"))
     assert response.status_code == 302 and response["Location"] == reverse("two_factor")
@@ -374,7 +374,7 @@ def test_someone_elses_key_is_a_404(fresh: Client, user: User, user_factory: Any
 
 def test_removing_the_last_key_asks_first(fresh: Client, user: User) -> None:
     credential = make_credential(user)
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     before = state(user)
     ask = fresh.post(reverse("passkey_remove", args=[credential.pk]))
     assert ask.status_code == 200
@@ -529,7 +529,7 @@ def everything(fresh: Client, user: User) -> dict[str, Any]:
     confirmed = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     pending = TOTPDevice.objects.create(user=user, name="New phone", confirmed=False)
     credential = make_credential(user, name="Blue key")
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     mail.outbox.clear()
     return {"confirmed": confirmed, "pending": pending, "credential": credential}
 
@@ -646,7 +646,7 @@ def test_posts_need_the_csrf_token(user: User, name: str) -> None:
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     TOTPDevice.objects.create(user=user, name="New phone", confirmed=False)
     credential = make_credential(user)
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     client = Client(enforce_csrf_checks=True)
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     before = state(user)
@@ -682,7 +682,7 @@ def test_overview_query_budget(
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     for n in range(keys):
         make_credential(user, name=f"Key {n}")
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     auth_client.get(reverse("two_factor"))  # warm the policy cache
     with django_assert_max_num_queries(8):
         response = auth_client.get(reverse("two_factor"))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import zoneinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
@@ -282,6 +285,20 @@ class VerificationCode(models.Model):
         return f"{self.purpose} for {self.user_id}"
 
 
+def normalize_backup_code(value: str) -> str:
+    """Codes are accepted however typed: case, spaces and hyphens do not count."""
+    return "".join(ch for ch in (value or "").lower() if ch.isalnum())
+
+
+def backup_code_hash(code: str) -> str:
+    """The keyed hash stored for a backup code (of its normalised spelling)."""
+    return hmac.new(
+        settings.SECRET_KEY.encode(),
+        f"backup:{normalize_backup_code(code)}".encode(),
+        hashlib.sha256,
+    ).hexdigest()
+
+
 class BackupCodeDevice(TimestampMixin, ThrottlingMixin, Device):
     """A user's set of single-use backup codes, as a django-otp device.
 
@@ -298,9 +315,29 @@ class BackupCodeDevice(TimestampMixin, ThrottlingMixin, Device):
         return 1
 
     def verify_token(self, token: Any) -> bool:
-        from accounts.services.mfa import backup_code_use
+        """Consumes one code. Two concurrent uses of the same code: one succeeds
+        (the conditional update marks it used once)."""
+        from django.db import transaction
+        from django.utils import timezone
 
-        return backup_code_use(device=self, code=str(token or ""))
+        allowed, _details = self.verify_is_allowed()
+        if not allowed:
+            return False
+        digest = backup_code_hash(str(token or ""))
+        with transaction.atomic():
+            row = self.codes.filter(used_at__isnull=True, code_hash=digest).first()
+            used = (
+                row is not None
+                and BackupCode.objects.filter(pk=row.pk, used_at__isnull=True).update(
+                    used_at=timezone.now()
+                )
+                == 1
+            )
+        if used:
+            self.throttle_reset()
+        else:
+            self.throttle_increment()
+        return used
 
 
 class BackupCode(models.Model):

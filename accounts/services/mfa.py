@@ -1,34 +1,33 @@
 """Second factors: authenticator app (TOTP), security keys and passkeys (WebAuthn),
-and backup codes. Every change writes its audit event in the same transaction."""
+and backup codes. Every change writes its audit event in the same transaction.
+
+The checks, notifications and the order they come in are the flows'
+(``accounts.flows.mfa``); reads are in ``accounts.selectors.mfa``.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
-from django.utils import timezone
+from django.utils.translation import gettext
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
-from accounts.models import BackupCode, BackupCodeDevice, User
+from accounts.actor import Actor
+from accounts.models import BackupCode, BackupCodeDevice, User, backup_code_hash
+from accounts.selectors.mfa import has_backup_codes, real_factors
+
+# Still imported from here by accounts.services.export.
+from accounts.selectors.mfa import passkeys_for as passkeys_for
 from accounts.services.audit import Action, audit_record
 
 _ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i
 
-
-def _code_hash(code: str) -> str:
-    return hmac.new(
-        settings.SECRET_KEY.encode(), f"backup:{code}".encode(), hashlib.sha256
-    ).hexdigest()
-
-
-def normalize_backup_code(value: str) -> str:
-    return "".join(ch for ch in (value or "").lower() if ch.isalnum())
+FactorKind = Literal["totp", "backup", "webauthn"]
 
 
 def _new_code() -> str:
@@ -36,65 +35,89 @@ def _new_code() -> str:
     return f"{raw[:5]}-{raw[5:]}"
 
 
-def real_factors(user: User) -> int:
-    """Authenticator apps and security keys (backup codes are not a factor)."""
-    return (
-        TOTPDevice.objects.filter(user=user, confirmed=True).count()
-        + WebAuthnCredential.objects.filter(user=user, confirmed=True).count()
-    )
-
-
-def backup_codes_remaining(user: User) -> int | None:
-    """How many unused codes are left; None when the user has none at all."""
-    device = BackupCodeDevice.objects.filter(user=user).first()
-    if device is None:
-        return None
-    return device.codes.filter(used_at__isnull=True).count()
+# --- Backup codes ---------------------------------------------------------------------
 
 
 @transaction.atomic
-def backup_codes_generate(*, user: User, request: HttpRequest | None) -> list[str]:
+def backup_codes_generate(*, user: User, ctx: Actor | None = None) -> list[str]:
     """A fresh set of codes; the old set stops working. Shown once, stored hashed."""
     if real_factors(user) == 0:
         raise ValueError("backup codes are never the only second factor")
     BackupCodeDevice.objects.filter(user=user).delete()
     device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-    codes = [_new_code() for _ in range(int(getattr(settings, "BACKUP_CODE_COUNT", 10)))]
+    codes = [_new_code() for _ in range(int(settings.BACKUP_CODE_COUNT))]
     BackupCode.objects.bulk_create(
-        BackupCode(device=device, code_hash=_code_hash(normalize_backup_code(c))) for c in codes
+        BackupCode(device=device, code_hash=backup_code_hash(c)) for c in codes
     )
     audit_record(
-        action=Action.BACKUP_CODES_GENERATED,
-        subject=user,
-        request=request,
-        data={"count": len(codes)},
+        ctx=ctx, action=Action.BACKUP_CODES_GENERATED, subject=user, data={"count": len(codes)}
     )
     return codes
 
 
-def backup_code_use(*, device: BackupCodeDevice, code: str) -> bool:
-    """Consumes one code. Two concurrent uses of the same code: one succeeds."""
-    allowed, _details = device.verify_is_allowed()
-    if not allowed:
-        return False
-    digest = _code_hash(normalize_backup_code(code))
-    with transaction.atomic():
-        row = device.codes.filter(used_at__isnull=True, code_hash=digest).first()
-        used = (
-            row is not None
-            and BackupCode.objects.filter(pk=row.pk, used_at__isnull=True).update(
-                used_at=timezone.now()
-            )
-            == 1
-        )
-    if used:
-        device.throttle_reset()
+def _first_codes(*, ctx: Actor, user: User) -> list[str] | None:
+    """The first real factor brings the backup codes."""
+    if has_backup_codes(user):
+        return None
+    return backup_codes_generate(user=user, ctx=ctx)
+
+
+def _drop_backup_codes_if_alone(*, ctx: Actor, user: User) -> None:
+    if real_factors(user) == 0 and has_backup_codes(user):
+        BackupCodeDevice.objects.filter(user=user).delete()
+        audit_record(ctx=ctx, action=Action.BACKUP_CODES_REMOVED, subject=user)
+
+
+# --- Checking a code ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """The device a code was right for (None when wrong), and whether a device
+    refused to check because of earlier wrong codes."""
+
+    device: Any = None
+    throttled: bool = False
+
+
+def _digits(code: str) -> str:
+    # Apps show the code as "123 456": only the digits count.
+    return "".join(ch for ch in code if ch.isdigit())
+
+
+def code_check(*, devices: list[Any], code: str) -> CodeCheck:
+    """Tries ``code`` on each device. django-otp records wrong codes (throttling)
+    and refuses replays; those writes stand whatever the caller does next."""
+    throttled = False
+    for device in devices:
+        allowed, _details = device.verify_is_allowed()
+        if not allowed:
+            throttled = True
+            continue
+        token = _digits(code) if isinstance(device, TOTPDevice) else code
+        if device.verify_token(token):
+            return CodeCheck(device=device)
+    return CodeCheck(throttled=throttled)
+
+
+def second_factor_check(*, user: User, method: str, code: str) -> CodeCheck:
+    """A code from the authenticator app (``method="totp"``) or a backup code."""
+    if method == "backup":
+        devices: list[Any] = list(BackupCodeDevice.objects.filter(user=user))
     else:
-        device.throttle_increment()
-    return used
+        devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+    return code_check(devices=devices, code=code)
 
 
-# --- Authenticator app ------------------------------------------------------------
+def factor_kind(device: Any) -> FactorKind:
+    if isinstance(device, BackupCodeDevice):
+        return "backup"
+    if isinstance(device, TOTPDevice):
+        return "totp"
+    return "webauthn"
+
+
+# --- Authenticator app ------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -106,136 +129,94 @@ def totp_begin(*, user: User) -> TOTPDevice:
     return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
 
 
-def totp_pending(*, user: User) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
-
-
 @dataclass(frozen=True)
 class Enrolled:
-    ok: bool
+    replaced: bool
     backup_codes: list[str] | None = None
-    replaced: bool = False
-    throttled: bool = False
-
-
-def totp_confirm(
-    *, user: User, device: TOTPDevice, code: str, request: HttpRequest | None
-) -> Enrolled:
-    """Activates ``device`` when ``code`` is right (django-otp checks the time step,
-    refuses replays and throttles wrong codes)."""
-    if device.user_id != user.pk or device.confirmed:
-        return Enrolled(ok=False)
-    allowed, _details = device.verify_is_allowed()
-    if not allowed:
-        return Enrolled(ok=False, throttled=True)
-    if not device.verify_token("".join(ch for ch in code if ch.isdigit())):
-        return Enrolled(ok=False)
-    with transaction.atomic():
-        old = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk)
-        replaced = old.exists()
-        old.delete()
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-        audit_record(
-            action=Action.TOTP_REPLACED if replaced else Action.TOTP_ADDED,
-            subject=user,
-            request=request,
-        )
-        codes = None
-        if not BackupCodeDevice.objects.filter(user=user).exists():
-            codes = backup_codes_generate(user=user, request=request)
-    return Enrolled(ok=True, backup_codes=codes, replaced=replaced)
 
 
 @transaction.atomic
-def totp_remove(*, user: User, request: HttpRequest | None) -> bool:
+def totp_activate(*, ctx: Actor, user: User, device: TOTPDevice) -> Enrolled:
+    """Makes ``device`` (whose code was checked) the user's authenticator app; the
+    one it replaces goes."""
+    old = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk)
+    replaced = old.exists()
+    old.delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    audit_record(
+        ctx=ctx, action=Action.TOTP_REPLACED if replaced else Action.TOTP_ADDED, subject=user
+    )
+    return Enrolled(replaced=replaced, backup_codes=_first_codes(ctx=ctx, user=user))
+
+
+@transaction.atomic
+def totp_remove(*, ctx: Actor, user: User) -> bool:
     deleted, _ = TOTPDevice.objects.filter(user=user).delete()
     if not deleted:
         return False
-    audit_record(action=Action.TOTP_REMOVED, subject=user, request=request)
-    _drop_backup_codes_if_alone(user=user, request=request)
+    audit_record(ctx=ctx, action=Action.TOTP_REMOVED, subject=user)
+    _drop_backup_codes_if_alone(ctx=ctx, user=user)
     return True
 
 
-# --- Security keys and passkeys ----------------------------------------------------
-
-
-def passkeys_for(user: User):  # type: ignore[no-untyped-def]
-    return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at", "pk")
-
-
-@transaction.atomic
-def passkey_registered(
-    *, user: User, credential: WebAuthnCredential, request: HttpRequest | None
-) -> list[str] | None:
-    """After django-otp-webauthn saved a new credential: name, audit, first codes."""
-    if not credential.name or credential.name == credential._meta.get_field("name").default:
-        credential.name = str(_default_passkey_name())
-        credential.save(update_fields=["name"])
-    audit_record(
-        action=Action.PASSKEY_ADDED, subject=user, request=request, data={"name": credential.name}
-    )
-    if not BackupCodeDevice.objects.filter(user=user).exists():
-        return backup_codes_generate(user=user, request=request)
-    return None
+# --- Security keys and passkeys ---------------------------------------------------------
 
 
 def _default_passkey_name() -> str:
-    from django.utils.translation import gettext
-
     return gettext("Security key")
 
 
 @transaction.atomic
+def passkey_registered(
+    *, ctx: Actor, user: User, credential: WebAuthnCredential
+) -> list[str] | None:
+    """After django-otp-webauthn saved a new credential: name, audit, first codes."""
+    if not credential.name or credential.name == credential._meta.get_field("name").default:
+        credential.name = _default_passkey_name()
+        credential.save(update_fields=["name"])
+    audit_record(ctx=ctx, action=Action.PASSKEY_ADDED, subject=user, data={"name": credential.name})
+    return _first_codes(ctx=ctx, user=user)
+
+
+@transaction.atomic
 def passkey_rename(
-    *, user: User, credential_id: int, name: str, request: HttpRequest | None
+    *, ctx: Actor, user: User, credential: WebAuthnCredential, name: str
 ) -> WebAuthnCredential:
-    credential = passkeys_for(user).select_for_update().get(pk=credential_id)
+    credential = WebAuthnCredential.objects.select_for_update().get(pk=credential.pk, user=user)
     old = credential.name
     credential.name = name
     credential.save(update_fields=["name"])
     audit_record(
+        ctx=ctx,
         action=Action.PASSKEY_RENAMED,
         subject=user,
-        request=request,
         data={"before": old, "after": name},
     )
     return credential
 
 
 @transaction.atomic
-def passkey_remove(*, user: User, credential_id: int, request: HttpRequest | None) -> str:
-    credential = passkeys_for(user).select_for_update().get(pk=credential_id)
+def passkey_remove(*, ctx: Actor, user: User, credential: WebAuthnCredential) -> str:
+    credential = WebAuthnCredential.objects.select_for_update().get(pk=credential.pk, user=user)
     name = credential.name
     credential.delete()
-    audit_record(action=Action.PASSKEY_REMOVED, subject=user, request=request, data={"name": name})
-    _drop_backup_codes_if_alone(user=user, request=request)
+    audit_record(ctx=ctx, action=Action.PASSKEY_REMOVED, subject=user, data={"name": name})
+    _drop_backup_codes_if_alone(ctx=ctx, user=user)
     return name
 
 
-def _drop_backup_codes_if_alone(*, user: User, request: HttpRequest | None) -> None:
-    if real_factors(user) == 0 and BackupCodeDevice.objects.filter(user=user).exists():
-        BackupCodeDevice.objects.filter(user=user).delete()
-        audit_record(action=Action.BACKUP_CODES_REMOVED, subject=user, request=request)
-
-
-def is_last_real_factor_totp(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists() and real_factors(user) == 1
-
-
-def is_last_real_factor_passkey(user: User, credential_id: int) -> bool:
-    return real_factors(user) == 1 and passkeys_for(user).filter(pk=credential_id).exists()
+# --- Support ----------------------------------------------------------------------------
 
 
 @transaction.atomic
-def mfa_reset(*, user: User, actor: User | None, reason: str, request: HttpRequest | None) -> int:
-    """Removes every second factor of ``user`` (support, after checking identity)."""
+def mfa_reset(*, ctx: Actor, user: User, reason: str) -> int:
+    """Removes every second factor of ``user`` (support, after checking identity).
+    The staff member is ``ctx.user``."""
     count = (
         TOTPDevice.objects.filter(user=user).delete()[0]
         + WebAuthnCredential.objects.filter(user=user).delete()[0]
     )
     BackupCodeDevice.objects.filter(user=user).delete()
-    audit_record(
-        action=Action.MFA_RESET, subject=user, actor=actor, request=request, data={"reason": reason}
-    )
+    audit_record(ctx=ctx, action=Action.MFA_RESET, subject=user, data={"reason": reason})
     return count

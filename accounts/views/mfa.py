@@ -1,17 +1,25 @@
 """The two-step verification section: authenticator app, security keys and passkeys,
-backup codes. Policy fields: ``mfa`` (app and backup codes), ``passkeys``."""
+backup codes. Policy fields: ``mfa`` (app and backup codes), ``passkeys``.
+
+Each write is one flow (``accounts.flows.mfa``); the views keep the session side:
+the new backup codes shown once, and django-otp's verified device."""
 
 from __future__ import annotations
 
 import base64
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -23,13 +31,16 @@ from django_otp_webauthn.views import (
     CompleteCredentialRegistrationView,
 )
 
+from accounts.access import access_own_passkey
+from accounts.flows import mfa as mfa_flows
+from accounts.flows.errors import ReauthenticationRequired
 from accounts.forms import CodeForm, PasskeyNameForm
 from accounts.models import User
-from accounts.notifications import notify
-from accounts.policy import field_editable, get_policy, section
-from accounts.reauth import reauthentication_required, recently_reauthenticated
-from accounts.services import mfa as mfa_services
+from accounts.policy import PolicyDenied, field_editable, get_policy, section
+from accounts.reauth import reauthentication_required
+from accounts.selectors import mfa as mfa_selectors
 from accounts.views.two_factor import _webauthn_config
+from accounts.web import ctx_for
 
 CODES_SESSION_KEY = "portal_new_backup_codes"
 CODES_SHOWN_FOR = 10 * 60  # seconds the new codes stay viewable and downloadable
@@ -39,8 +50,12 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _stash_codes(request: HttpRequest, codes: list[str]) -> HttpResponse:
+def _stash(request: HttpRequest, codes: list[str]) -> None:
     request.session[CODES_SESSION_KEY] = {"codes": codes, "at": time.time()}
+
+
+def _stash_codes(request: HttpRequest, codes: list[str]) -> HttpResponse:
+    _stash(request, codes)
     return redirect("backup_codes_new")
 
 
@@ -52,21 +67,33 @@ def _stashed_codes(request: HttpRequest) -> list[str] | None:
     return list(stash["codes"])
 
 
+def _confirm_last(request: HttpRequest, what: str) -> HttpResponse:
+    """Removing the last real factor: ask first (the form posts ``confirm=yes``)."""
+    return render(
+        request,
+        "accounts/two_factor_remove_last.html",
+        {"active_section": "two_factor", "what": what, "action": request.path},
+    )
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("confirm") == "yes"
+
+
 @require_safe
 @login_required
 @section("mfa", "passkeys")
 def overview(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    remaining = mfa_services.backup_codes_remaining(user)
+    factors = mfa_selectors.two_factor_overview(_user(request))
     return render(
         request,
         "accounts/two_factor.html",
         {
             "active_section": "two_factor",
-            "totp": TOTPDevice.objects.filter(user=user, confirmed=True).first(),
-            "passkeys": list(mfa_services.passkeys_for(user)),
-            "backup_remaining": remaining,
-            "backup_low": remaining is not None and remaining <= 2,
+            "totp": factors.totp,
+            "passkeys": factors.passkeys,
+            "backup_remaining": factors.backup_remaining,
+            "backup_low": factors.backup_low,
         },
     )
 
@@ -79,7 +106,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @field_editable("mfa")
 @reauthentication_required
 def totp_start(request: HttpRequest) -> HttpResponse:
-    mfa_services.totp_begin(user=_user(request))
+    mfa_flows.totp_start(ctx=ctx_for(request))
     return redirect("totp_confirm")
 
 
@@ -101,36 +128,26 @@ def _qr_svg(device: TOTPDevice) -> str:
 @reauthentication_required
 def totp_confirm(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    device = mfa_services.totp_pending(user=user)
+    device = mfa_selectors.pending_totp(user)
     if device is None:
         return redirect("two_factor")
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        enrolled = mfa_services.totp_confirm(
-            user=user, device=device, code=form.cleaned_data["code"], request=request
-        )
-        if enrolled.ok:
-            otp_login(request, device)
-            notify(
-                user=user,
-                event="factor_added",
-                request=request,
-                context={"factor": _("authenticator app")},
-            )
-            if enrolled.backup_codes:
-                notify(user=user, event="backup_codes_generated", request=request)
+        try:
+            confirmed = mfa_flows.totp_confirm(ctx=ctx_for(request), code=form.cleaned_data["code"])
+        except mfa_flows.NoPendingSetup:
+            return redirect("two_factor")
+        except (mfa_flows.WrongCode, mfa_flows.CodeThrottled) as error:
+            form.add_error("code", str(error.message))
+        else:
+            otp_login(request, confirmed.device)
+            if confirmed.backup_codes:
                 messages.success(
                     request, _("Your authenticator app is set up. Save your backup codes now.")
                 )
-                return _stash_codes(request, enrolled.backup_codes)
+                return _stash_codes(request, confirmed.backup_codes)
             messages.success(request, _("Your authenticator app is set up."))
             return redirect("two_factor")
-        if enrolled.throttled:
-            form.add_error("code", _("Too many wrong codes. Wait a little before trying again."))
-        else:
-            form.add_error(
-                "code", _("That code is not right. Check the time on your phone and try again.")
-            )
     return render(
         request,
         "accounts/totp_setup.html",
@@ -139,7 +156,7 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
             "form": form,
             "qr_svg": _qr_svg(device),
             "key_groups": _key_groups(device),
-            "replacing": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
+            "replacing": mfa_selectors.has_confirmed_totp(user),
         },
         status=400 if request.method == "POST" else 200,
     )
@@ -150,24 +167,11 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
 @field_editable("mfa")
 @reauthentication_required
 def totp_delete(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    if mfa_services.is_last_real_factor_totp(user) and request.POST.get("confirm") != "yes":
-        return render(
-            request,
-            "accounts/two_factor_remove_last.html",
-            {
-                "active_section": "two_factor",
-                "what": _("your authenticator app"),
-                "action": request.path,
-            },
-        )
-    if mfa_services.totp_remove(user=user, request=request):
-        notify(
-            user=user,
-            event="factor_removed",
-            request=request,
-            context={"factor": _("authenticator app")},
-        )
+    try:
+        removed = mfa_flows.totp_remove(ctx=ctx_for(request), confirm_last=_confirmed(request))
+    except mfa_flows.LastFactor:
+        return _confirm_last(request, _("your authenticator app"))
+    if removed:
         messages.success(request, _("The authenticator app was removed."))
     return redirect("two_factor")
 
@@ -203,15 +207,22 @@ class ReauthenticationNeeded(webauthn_exceptions.OTPWebAuthnApiError):
 
 
 class _RegistrationGate:
-    """Policy and re-authentication for the JSON registration endpoints."""
+    """The flow's refusals as the library's JSON errors."""
 
     request: HttpRequest
 
+    def _gated[T](self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except ReauthenticationRequired as exc:
+            raise ReauthenticationNeeded(
+                detail=_("Please confirm it's you again, then retry.")
+            ) from exc
+        except (PolicyDenied, Http404) as exc:
+            raise PolicyRefused(detail=_("Security keys can't be changed here.")) from exc
+
     def check_can_register(self) -> None:
-        if not get_policy(self.request).editable("passkeys"):
-            raise PolicyRefused(detail=_("Security keys can't be changed here."))
-        if not recently_reauthenticated(self.request):
-            raise ReauthenticationNeeded(detail=_("Please confirm it's you again, then retry."))
+        self._gated(lambda: mfa_flows.passkey_registration_check(ctx_for(self.request)))
 
 
 class RegisterBegin(_RegistrationGate, BeginCredentialRegistrationView):
@@ -220,51 +231,32 @@ class RegisterBegin(_RegistrationGate, BeginCredentialRegistrationView):
 
 class RegisterComplete(_RegistrationGate, CompleteCredentialRegistrationView):
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = super().post(*args, **kwargs)
-        if response.status_code != 200:
-            return response
-        import json
-
-        user = _user(self.request)
-        credential = mfa_services.passkeys_for(user).get(pk=json.loads(response.content)["id"])
-        codes = mfa_services.passkey_registered(
-            user=user, credential=credential, request=self.request
-        )
-        notify(
-            user=user,
-            event="factor_added",
-            request=self.request,
-            context={"factor": _("security key")},
-        )
-        next_url = f"/settings/two-factor/passkeys/{credential.pk}/?new=1"
-        if codes:
-            notify(user=user, event="backup_codes_generated", request=self.request)
-            self.request.session[CODES_SESSION_KEY] = {"codes": codes, "at": time.time()}
-        return JsonResponse({"id": credential.pk, "next": next_url})
-
-
-def _owned_passkey(request: HttpRequest, pk: int) -> Any:
-    try:
-        return mfa_services.passkeys_for(_user(request)).get(pk=pk)
-    except Exception as exc:  # noqa: BLE001 - any miss is "not yours": 404
-        raise Http404 from exc
+        # A refusal after the library saved the credential takes the credential back.
+        with transaction.atomic():
+            response = super().post(*args, **kwargs)
+            if response.status_code != 200:
+                return response
+            pk = json.loads(response.content)["id"]
+            registered = self._gated(
+                lambda: mfa_flows.passkey_registration_complete(ctx=ctx_for(self.request), pk=pk)
+            )
+        if registered.backup_codes:
+            _stash(self.request, registered.backup_codes)
+        pk = registered.credential.pk
+        return JsonResponse({"id": pk, "next": reverse("passkey_rename", args=[pk]) + "?new=1"})
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @field_editable("passkeys")
 def passkey_rename(request: HttpRequest, pk: int) -> HttpResponse:
-    credential = _owned_passkey(request, pk)
+    ctx = ctx_for(request)
+    credential = access_own_passkey(ctx, pk)
     form = PasskeyNameForm(
         request.POST or None, initial={"name": credential.name}, policy=get_policy(request)
     )
     if request.method == "POST" and form.is_valid():
-        mfa_services.passkey_rename(
-            user=_user(request),
-            credential_id=credential.pk,
-            name=form.cleaned_data["name"],
-            request=request,
-        )
+        mfa_flows.passkey_rename(ctx=ctx, pk=credential.pk, name=form.cleaned_data["name"])
         messages.success(request, _("The security key was renamed."))
         if _stashed_codes(request):
             return redirect("backup_codes_new")
@@ -287,19 +279,12 @@ def passkey_rename(request: HttpRequest, pk: int) -> HttpResponse:
 @field_editable("passkeys")
 @reauthentication_required
 def passkey_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
-    credential = _owned_passkey(request, pk)
-    if (
-        mfa_services.is_last_real_factor_passkey(user, credential.pk)
-        and request.POST.get("confirm") != "yes"
-    ):
-        return render(
-            request,
-            "accounts/two_factor_remove_last.html",
-            {"active_section": "two_factor", "what": credential.name, "action": request.path},
-        )
-    name = mfa_services.passkey_remove(user=user, credential_id=credential.pk, request=request)
-    notify(user=user, event="factor_removed", request=request, context={"factor": name})
+    ctx = ctx_for(request)
+    credential = access_own_passkey(ctx, pk)
+    try:
+        name = mfa_flows.passkey_remove(ctx=ctx, pk=credential.pk, confirm_last=_confirmed(request))
+    except mfa_flows.LastFactor:
+        return _confirm_last(request, credential.name)
     messages.success(request, _("“%(name)s” was removed.") % {"name": name})
     return redirect("two_factor")
 
@@ -312,12 +297,11 @@ def passkey_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @field_editable("mfa")
 @reauthentication_required
 def backup_codes_regenerate(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    if mfa_services.real_factors(user) == 0:
-        messages.error(request, _("Set up an authenticator app or a security key first."))
+    try:
+        codes = mfa_flows.backup_codes_regenerate(ctx=ctx_for(request))
+    except mfa_flows.NoRealFactor as error:
+        messages.error(request, str(error.message))
         return redirect("two_factor")
-    codes = mfa_services.backup_codes_generate(user=user, request=request)
-    notify(user=user, event="backup_codes_generated", request=request)
     return _stash_codes(request, codes)
 
 
@@ -348,8 +332,6 @@ def backup_codes_download(request: HttpRequest) -> HttpResponse:
     codes = _stashed_codes(request)
     if codes is None:
         raise Http404
-    from django.conf import settings
-
     lines = [
         _("Backup codes for %(user)s at %(site)s")
         % {"user": _user(request).username, "site": settings.PORTAL_NAME},

@@ -22,19 +22,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn import exceptions as webauthn_exceptions
 from django_otp_webauthn.views import (
     BeginCredentialAuthenticationView,
     CompleteCredentialAuthenticationView,
 )
 
+from accounts.flows import mfa as mfa_flows
+from accounts.flows.errors import AccessDenied, FlowError
 from accounts.forms import CodeForm
-from accounts.models import BackupCodeDevice, User
-from accounts.notifications import notify
+from accounts.models import User
 from accounts.reauth import safe_next
-from accounts.services.audit import Action, audit_record
-from accounts.services.mfa import passkeys_for
+from accounts.selectors.mfa import second_factor_methods
+from accounts.web import actor_from_request
 
 
 def _stage(request: HttpRequest) -> Any:
@@ -45,60 +45,23 @@ def _stage(request: HttpRequest) -> Any:
     return LoginStageController.enter(request, SecondFactorStage.key)
 
 
-def _methods(user: User) -> dict[str, bool]:
-    return {
-        "totp": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
-        "backup": BackupCodeDevice.objects.filter(user=user).exists(),
-        "passkeys": passkeys_for(user).exists(),
-    }
-
-
-def _check_code(user: User, method: str, code: str) -> tuple[Any, bool]:
-    """(device, throttled): the device the code is right for, if any."""
-    if method == "backup":
-        devices: list[Any] = list(BackupCodeDevice.objects.filter(user=user))
-    else:
-        devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
-        # Apps show the code as "123 456": only the digits count.
-        code = "".join(ch for ch in code if ch.isdigit())
-    throttled = False
-    for device in devices:
-        allowed, _details = device.verify_is_allowed()
-        if not allowed:
-            throttled = True
-            continue
-        if device.verify_token(code):
-            return device, False
-    return None, throttled
-
-
-def _record_second_factor(
-    request: HttpRequest, user: User, device: Any, *, signing_in: bool
+def _session_verified(
+    request: HttpRequest, user: User, verified: mfa_flows.Verified, *, signing_in: bool
 ) -> None:
-    kind = (
-        "backup"
-        if isinstance(device, BackupCodeDevice)
-        else ("totp" if isinstance(device, TOTPDevice) else "webauthn")
+    """The session side of a second factor given: allauth's authentication record,
+    and django-otp's verified device (set by the stage at sign-in, so that logging
+    in rotates the session with it)."""
+    record_authentication(
+        request, user, method="mfa", type=verified.kind, reauthenticated=not signing_in
     )
-    record_authentication(request, user, method="mfa", type=kind, reauthenticated=not signing_in)
-    if kind == "backup":
-        audit_record(action=Action.BACKUP_CODE_USED, subject=user, actor=user, request=request)
-        notify(user=user, event="backup_code_used", request=request)
     if signing_in:
-        request.session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-        audit_record(
-            action=Action.MFA_SIGN_IN,
-            subject=user,
-            actor=user,
-            request=request,
-            data={"method": kind},
-        )
-        notify(user=user, event="mfa_sign_in", request=request, context={"method": kind})
+        request.session[DEVICE_ID_SESSION_KEY] = verified.device.persistent_id
     else:
-        otp_login(request, device)
-        audit_record(
-            action=Action.REAUTHENTICATED, subject=user, request=request, data={"method": kind}
-        )
+        otp_login(request, verified.device)
+
+
+def _code_form_error(form: CodeForm, error: FlowError) -> None:
+    form.add_error("code", str(error.message))
 
 
 def _webauthn_config(request: HttpRequest, begin: str, complete: str) -> dict[str, Any]:
@@ -113,13 +76,6 @@ def _webauthn_config(request: HttpRequest, begin: str, complete: str) -> dict[st
     }
 
 
-def _code_form_errors(form: CodeForm, throttled: bool) -> None:
-    if throttled:
-        form.add_error("code", _("Too many wrong codes. Wait a little before trying again."))
-    else:
-        form.add_error("code", _("That code is not right. Check it and try again."))
-
-
 # --- Sign-in ------------------------------------------------------------------------
 
 
@@ -129,15 +85,22 @@ def verify(request: HttpRequest) -> HttpResponse:
     if stage is None:
         return redirect("account_login")
     user: User = stage.login.user
-    methods = _methods(user)
+    methods = second_factor_methods(user)
     form = CodeForm(request.POST or None)
     method = request.POST.get("method", "totp" if methods["totp"] else "backup")
     if request.method == "POST" and form.is_valid():
-        device, throttled = _check_code(user, method, form.cleaned_data["code"])
-        if device is not None:
-            _record_second_factor(request, user, device, signing_in=True)
+        try:
+            verified = mfa_flows.sign_in_with_code(
+                ctx=actor_from_request(request),
+                user=user,
+                method=method,
+                code=form.cleaned_data["code"],
+            )
+        except (mfa_flows.WrongCode, mfa_flows.CodeThrottled) as error:
+            _code_form_error(form, error)
+        else:
+            _session_verified(request, user, verified, signing_in=True)
             return stage.exit()
-        _code_form_errors(form, throttled)
     return render(
         request,
         "accounts/two_factor_verify.html",
@@ -186,7 +149,14 @@ class StageCompleteAuthentication(_StageUserMixin, CompleteCredentialAuthenticat
         stage = _stage(self.request)
         if stage is None or device.user_id != stage.login.user.pk:
             raise webauthn_exceptions.NotAuthenticated()
-        _record_second_factor(self.request, stage.login.user, device, signing_in=True)
+        user = stage.login.user
+        try:
+            verified = mfa_flows.sign_in_with_key(
+                ctx=actor_from_request(self.request), user=user, device=device
+            )
+        except AccessDenied as exc:
+            raise webauthn_exceptions.NotAuthenticated() from exc
+        _session_verified(self.request, user, verified, signing_in=True)
         response = stage.exit()
         self._after = response.get("Location") or reverse("settings_home")
 
@@ -201,21 +171,26 @@ class StageCompleteAuthentication(_StageUserMixin, CompleteCredentialAuthenticat
 @login_required
 def reauthenticate(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    methods = _methods(user)
+    methods = second_factor_methods(user)
     if not any(methods.values()):
         return redirect(f"{reverse('account_reauthenticate')}?{request.GET.urlencode()}")
     form = CodeForm(request.POST or None)
     method = request.POST.get("method", "totp" if methods["totp"] else "backup")
     if request.method == "POST" and form.is_valid():
-        device, throttled = _check_code(user, method, form.cleaned_data["code"])
-        if device is not None:
-            _record_second_factor(request, user, device, signing_in=False)
+        try:
+            # Not the memoised actor: the request resumed below must see the new proof.
+            verified = mfa_flows.reauthenticate_with_code(
+                ctx=actor_from_request(request), method=method, code=form.cleaned_data["code"]
+            )
+        except (mfa_flows.WrongCode, mfa_flows.CodeThrottled) as error:
+            _code_form_error(form, error)
+        else:
+            _session_verified(request, user, verified, signing_in=False)
             resumed = allauth_reauth.resume_request(request)
             if resumed is not None:
                 return resumed
             messages.success(request, _("Thank you. You can go on."))
             return redirect(safe_next(request) or "settings_home")
-        _code_form_errors(form, throttled)
     return render(
         request,
         "accounts/two_factor_reauthenticate.html",
@@ -247,9 +222,13 @@ class ReauthCompleteAuthentication(CompleteCredentialAuthenticationView):
 
     def complete_auth(self, device: Any) -> None:
         user: User = self.request.user  # type: ignore[assignment]
-        if device.user_id != user.pk:
-            raise webauthn_exceptions.NotAuthenticated()
-        _record_second_factor(self.request, user, device, signing_in=False)
+        try:
+            verified = mfa_flows.reauthenticate_with_key(
+                ctx=actor_from_request(self.request), device=device
+            )
+        except AccessDenied as exc:
+            raise webauthn_exceptions.NotAuthenticated() from exc
+        _session_verified(self.request, user, verified, signing_in=False)
 
     def get_redirect_url(self) -> str:
         return super().get_redirect_url() or reverse("settings_home")

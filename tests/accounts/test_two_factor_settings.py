@@ -13,7 +13,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.core import mail
+from django.db import transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,7 +25,11 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
+from accounts.actor import Actor
+from accounts.flows import mfa as mfa_flows
+from accounts.flows.errors import AccessDenied, ImpersonationRefused, ReauthenticationRequired
 from accounts.models import AuditEvent, BackupCode, BackupCodeDevice, User
+from accounts.policy import PolicyDenied
 from accounts.services import mfa as mfa_services
 from tests.conftest import reauthenticate, verify_second_factor
 
@@ -131,7 +137,7 @@ def with_totp(user: User) -> TOTPDevice:
 
 @pytest.fixture
 def with_codes(user: User, with_totp: TOTPDevice) -> list[str]:
-    return mfa_services.backup_codes_generate(user=user, request=None)
+    return mfa_services.backup_codes_generate(user=user)
 
 
 # --- Authenticator app --------------------------------------------------------------------
@@ -298,7 +304,7 @@ def test_remaining_codes_are_counted_with_a_warning_when_few_are_left(
 
 def test_backup_codes_are_never_the_only_factor(fresh: Client, user: User) -> None:
     with pytest.raises(ValueError):
-        mfa_services.backup_codes_generate(user=user, request=None)
+        mfa_services.backup_codes_generate(user=user)
     assert not BackupCodeDevice.objects.exists()
     response = fresh.post(reverse("backup_codes_regenerate"))
     assert response.status_code == 302 and response["Location"] == reverse("two_factor")
@@ -374,7 +380,7 @@ def test_someone_elses_key_is_a_404(fresh: Client, user: User, user_factory: Any
 
 def test_removing_the_last_key_asks_first(fresh: Client, user: User) -> None:
     credential = make_credential(user)
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     before = state(user)
     ask = fresh.post(reverse("passkey_remove", args=[credential.pk]))
     assert ask.status_code == 200
@@ -529,7 +535,7 @@ def everything(fresh: Client, user: User) -> dict[str, Any]:
     confirmed = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     pending = TOTPDevice.objects.create(user=user, name="New phone", confirmed=False)
     credential = make_credential(user, name="Blue key")
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     mail.outbox.clear()
     return {"confirmed": confirmed, "pending": pending, "credential": credential}
 
@@ -646,7 +652,7 @@ def test_posts_need_the_csrf_token(user: User, name: str) -> None:
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     TOTPDevice.objects.create(user=user, name="New phone", confirmed=False)
     credential = make_credential(user)
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     client = Client(enforce_csrf_checks=True)
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     before = state(user)
@@ -682,7 +688,7 @@ def test_overview_query_budget(
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     for n in range(keys):
         make_credential(user, name=f"Key {n}")
-    mfa_services.backup_codes_generate(user=user, request=None)
+    mfa_services.backup_codes_generate(user=user)
     auth_client.get(reverse("two_factor"))  # warm the policy cache
     with django_assert_max_num_queries(8):
         response = auth_client.get(reverse("two_factor"))
@@ -703,3 +709,203 @@ def test_overview_queries_do_not_grow_with_keys(auth_client: Client, user: User)
     with CaptureQueriesContext(connection) as eight:
         auth_client.get(reverse("two_factor"))
     assert len(eight.captured_queries) == len(one.captured_queries)
+
+
+# --- The flows, called directly (every surface goes through them) -------------------------
+
+
+def api_actor(user: User, **extra: Any) -> Actor:
+    values: dict[str, Any] = {"surface": "api", "reauthenticated_at": time.time(), **extra}
+    return Actor(user=user, **values)
+
+
+def test_the_app_flows_audit_and_tell_the_user_after_commit(user: User) -> None:
+    ctx = api_actor(user, ip="203.0.113.7")
+    device = mfa_flows.totp_start(ctx=ctx)
+    assert not device.confirmed
+    with transaction.atomic():
+        with pytest.raises(mfa_flows.WrongCode):
+            mfa_flows.totp_confirm(ctx=ctx, code=wrong_code(device))
+        wait_out_throttle(device)
+        confirmed = mfa_flows.totp_confirm(ctx=ctx, code=totp_code(device))
+        assert confirmed.device.pk == device.pk and not confirmed.replaced
+        assert confirmed.backup_codes and len(confirmed.backup_codes) == 10
+        assert not mail.outbox  # not before the change is committed
+    subjects = subjects_to(user.email)
+    assert any("A second factor was added" in s for s in subjects)
+    assert any("New backup codes were generated" in s for s in subjects)
+    added = AuditEvent.objects.get(action="mfa.totp_added")
+    assert added.subject == user and added.actor == user and added.ip_address == "203.0.113.7"
+    assert BackupCodeDevice.objects.get(user=user).verify_token(confirmed.backup_codes[0])
+
+    mail.outbox.clear()
+    with pytest.raises(mfa_flows.LastFactor):
+        mfa_flows.totp_remove(ctx=ctx)
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    with transaction.atomic():
+        assert mfa_flows.totp_remove(ctx=ctx, confirm_last=True)
+        assert not mail.outbox
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    assert not BackupCodeDevice.objects.filter(user=user).exists()
+    actions = audit_actions(user)
+    assert "mfa.totp_removed" in actions and "mfa.backup_codes_removed" in actions
+    assert any("A second factor was removed" in s for s in subjects_to(user.email))
+
+
+def test_a_refused_confirmation_keeps_the_wrong_code_count(user: User) -> None:
+    ctx = api_actor(user)
+    device = mfa_flows.totp_start(ctx=ctx)
+    for _ in range(3):
+        with pytest.raises((mfa_flows.WrongCode, mfa_flows.CodeThrottled)):
+            mfa_flows.totp_confirm(ctx=ctx, code=wrong_code(device))
+    with pytest.raises(mfa_flows.CodeThrottled):
+        mfa_flows.totp_confirm(ctx=ctx, code=totp_code(device))
+    device.refresh_from_db()
+    assert not device.confirmed and device.throttling_failure_count >= 1
+    assert not AuditEvent.objects.filter(subject=user).exists()
+    assert not mail.outbox
+
+
+FLOW_WRITES: list[Any] = [
+    pytest.param(lambda ctx, t: mfa_flows.totp_start(ctx=ctx), "mfa", id="totp_start"),
+    pytest.param(
+        lambda ctx, t: mfa_flows.totp_confirm(ctx=ctx, code=totp_code(t["pending"])),
+        "mfa",
+        id="totp_confirm",
+    ),
+    pytest.param(
+        lambda ctx, t: mfa_flows.totp_remove(ctx=ctx, confirm_last=True), "mfa", id="totp_remove"
+    ),
+    pytest.param(
+        lambda ctx, t: mfa_flows.backup_codes_regenerate(ctx=ctx), "mfa", id="backup_codes"
+    ),
+    pytest.param(
+        lambda ctx, t: mfa_flows.passkey_rename(ctx=ctx, pk=t["credential"].pk, name="New"),
+        "passkeys",
+        id="passkey_rename",
+    ),
+    pytest.param(
+        lambda ctx, t: mfa_flows.passkey_remove(ctx=ctx, pk=t["credential"].pk, confirm_last=True),
+        "passkeys",
+        id="passkey_remove",
+    ),
+    pytest.param(
+        lambda ctx, t: mfa_flows.passkey_registration_complete(ctx=ctx, pk=t["credential"].pk),
+        "passkeys",
+        id="passkey_registration_complete",
+    ),
+]
+
+
+@pytest.mark.parametrize(("write", "field"), FLOW_WRITES)
+def test_a_read_only_field_refuses_the_flow(
+    user: User, policy: Any, everything: dict[str, Any], write: Any, field: str
+) -> None:
+    policy(**{field: "read_only"})
+    before = state(user)
+    with pytest.raises(PolicyDenied):
+        write(api_actor(user), everything)
+    assert state(user) == before
+
+
+@pytest.mark.parametrize(("write", "field"), FLOW_WRITES)
+def test_the_flows_refuse_an_impersonating_staff_member(
+    user: User, staff_user: User, everything: dict[str, Any], write: Any, field: str
+) -> None:
+    before = state(user)
+    with pytest.raises(ImpersonationRefused):
+        write(Actor(user=user, impersonator_id=staff_user.pk, surface="web"), everything)
+    assert state(user) == before
+
+
+@pytest.mark.parametrize(("write", "field"), [p for p in FLOW_WRITES if p.id != "passkey_rename"])
+def test_the_flows_need_a_recent_reauthentication(
+    user: User, everything: dict[str, Any], write: Any, field: str
+) -> None:
+    before = state(user)
+    stale = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT - 1
+    for reauthenticated_at in (None, stale):
+        with pytest.raises(ReauthenticationRequired):
+            write(api_actor(user, reauthenticated_at=reauthenticated_at), everything)
+    assert state(user) == before
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda ctx, pk: mfa_flows.passkey_rename(ctx=ctx, pk=pk, name="Pwned"),
+        lambda ctx, pk: mfa_flows.passkey_remove(ctx=ctx, pk=pk, confirm_last=True),
+        lambda ctx, pk: mfa_flows.passkey_registration_complete(ctx=ctx, pk=pk),
+    ],
+    ids=["rename", "remove", "registration_complete"],
+)
+def test_someone_elses_key_through_the_flow_is_access_denied(
+    user: User, user_factory: Any, write: Any
+) -> None:
+    mallory = user_factory(username="mallory")
+    theirs = make_credential(mallory, name="Mallory's key")
+    make_credential(user, name="Mine")
+    before = state(mallory)
+    with pytest.raises(AccessDenied) as refused:
+        write(api_actor(user), theirs.pk)
+    assert refused.value.status == 404
+    assert state(mallory) == before
+
+
+def test_regenerating_without_a_real_factor_is_refused(user: User) -> None:
+    with pytest.raises(mfa_flows.NoRealFactor):
+        mfa_flows.backup_codes_regenerate(ctx=api_actor(user))
+    assert not BackupCodeDevice.objects.exists()
+
+
+def test_back_office_and_commands_skip_the_self_service_gate(
+    user: User, policy: Any, with_codes: list[str]
+) -> None:
+    """Staff act under their own permissions, not the users' field policy."""
+    policy(mfa="read_only")
+    codes = mfa_flows.backup_codes_regenerate(ctx=Actor(user=user, surface="cli"))
+    assert len(codes) == 10 and not set(codes) & set(with_codes)
+
+
+def test_the_sign_in_flow_records_the_second_factor(user: User, with_codes: list[str]) -> None:
+    ctx = Actor(user=None, surface="api", ip="198.51.100.4")
+    with pytest.raises(mfa_flows.WrongCode):
+        mfa_flows.sign_in_with_code(ctx=ctx, user=user, method="backup", code="zzzzz-zzzzz")
+    assert not AuditEvent.objects.filter(action="mfa.sign_in").exists()
+    wait_out_throttle(BackupCodeDevice.objects.get(user=user))
+    with transaction.atomic():
+        verified = mfa_flows.sign_in_with_code(
+            ctx=ctx, user=user, method="backup", code=with_codes[0]
+        )
+        assert not mail.outbox
+    assert verified.kind == "backup"
+    used = AuditEvent.objects.get(action="mfa.backup_code_used")
+    signed_in = AuditEvent.objects.get(action="mfa.sign_in")
+    assert used.actor == user and signed_in.actor == user
+    assert signed_in.data == {"method": "backup"} and signed_in.ip_address == "198.51.100.4"
+    subjects = subjects_to(user.email)
+    assert any("A backup code was used" in s for s in subjects)
+    assert any("New sign-in to your account" in s for s in subjects)
+
+
+def test_reauthenticating_with_a_second_factor_is_refused_while_impersonating(
+    user: User, staff_user: User, with_totp: TOTPDevice
+) -> None:
+    with pytest.raises(ImpersonationRefused):
+        mfa_flows.reauthenticate_with_code(
+            ctx=Actor(user=user, impersonator_id=staff_user.pk),
+            method="totp",
+            code=totp_code(with_totp),
+        )
+    with_totp.refresh_from_db()
+    assert with_totp.last_t == -1  # the code was not even checked
+    assert not AuditEvent.objects.filter(action="reauthenticated").exists()
+
+
+def test_someone_elses_key_does_not_sign_in_through_the_flow(user: User, user_factory: Any) -> None:
+    theirs = make_credential(user_factory(username="mallory"))
+    with pytest.raises(AccessDenied):
+        mfa_flows.sign_in_with_key(ctx=Actor(user=None), user=user, device=theirs)
+    with pytest.raises(AccessDenied):
+        mfa_flows.reauthenticate_with_key(ctx=Actor(user=user), device=theirs)
+    assert not AuditEvent.objects.exists()

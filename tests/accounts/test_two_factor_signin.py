@@ -283,7 +283,7 @@ def test_an_app_code_typed_with_a_space_is_accepted(client: Client, totp_user: U
 
 
 def test_a_backup_code_signs_in_once(totp_user: User) -> None:
-    codes = backup_codes_generate(user=totp_user, request=None)
+    codes = backup_codes_generate(user=totp_user)
     mail.outbox.clear()
     client = Client()
     sign_in(client, totp_user)
@@ -317,7 +317,7 @@ def test_a_backup_code_signs_in_once(totp_user: User) -> None:
 def test_backup_codes_are_accepted_however_typed(
     totp_user: User, spelling: Callable[[str], str]
 ) -> None:
-    codes = backup_codes_generate(user=totp_user, request=None)
+    codes = backup_codes_generate(user=totp_user)
     assert all("-" in code for code in codes)
     client = Client()
     sign_in(client, totp_user)
@@ -326,10 +326,10 @@ def test_backup_codes_are_accepted_however_typed(
 
 
 def test_someone_elses_backup_code_does_not_work(totp_user: User, user_factory: Any) -> None:
-    backup_codes_generate(user=totp_user, request=None)
+    backup_codes_generate(user=totp_user)
     mallory = user_factory(username="mallory")
     TOTPDevice.objects.create(user=mallory, name="Phone", confirmed=True)
-    theirs = backup_codes_generate(user=mallory, request=None)
+    theirs = backup_codes_generate(user=mallory)
     client = Client()
     sign_in(client, totp_user)
     assert second_step(client, theirs[0], method="backup").status_code == 400
@@ -338,7 +338,7 @@ def test_someone_elses_backup_code_does_not_work(totp_user: User, user_factory: 
 
 
 def test_backup_codes_are_hashed_at_rest(totp_user: User) -> None:
-    codes = backup_codes_generate(user=totp_user, request=None)
+    codes = backup_codes_generate(user=totp_user)
     assert len(codes) == 10 and len(set(codes)) == 10
     hashes = list(BackupCode.objects.values_list("code_hash", flat=True))
     assert len(hashes) == 10
@@ -363,7 +363,7 @@ def test_two_concurrent_uses_of_one_backup_code_give_one_success(user_factory: A
         pytest.skip("needs real concurrent transactions (PostgreSQL)")
     owner = user_factory(username="racer")
     TOTPDevice.objects.create(user=owner, name="Phone", confirmed=True)
-    code = backup_codes_generate(user=owner, request=None)[0]
+    code = backup_codes_generate(user=owner)[0]
     barrier = threading.Barrier(2)
     results: list[bool] = []
     errors: list[BaseException] = []
@@ -524,7 +524,7 @@ def test_reauthentication_does_not_redirect_off_site(auth_client: Client, totp_u
 
 
 def test_reauthentication_with_a_backup_code(auth_client: Client, totp_user: User) -> None:
-    codes = backup_codes_generate(user=totp_user, request=None)
+    codes = backup_codes_generate(user=totp_user)
     response = auth_client.post(
         reverse("reauthenticate_two_factor"), {"method": "backup", "code": codes[0]}
     )

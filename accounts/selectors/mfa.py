@@ -1,0 +1,98 @@
+"""Reads of a user's second factors: authenticator app (TOTP), security keys and
+passkeys (WebAuthn), backup codes. The settings pages, the sign-in step, the
+back-office and the export read them here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypedDict
+
+from django.db.models import QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
+
+from accounts.models import BackupCodeDevice, User
+
+# Fewer unused backup codes than this and the settings page warns.
+BACKUP_CODES_LOW = 2
+
+
+def passkeys_for(user: User) -> QuerySet[WebAuthnCredential]:
+    """The user's confirmed security keys and passkeys, oldest first."""
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at", "pk")
+
+
+def confirmed_totp(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def has_confirmed_totp(user: User) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def pending_totp(user: User) -> TOTPDevice | None:
+    """The authenticator being set up (not confirmed yet), if any."""
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
+def real_factors(user: User) -> int:
+    """Authenticator apps and security keys (backup codes are not a factor)."""
+    return (
+        TOTPDevice.objects.filter(user=user, confirmed=True).count()
+        + WebAuthnCredential.objects.filter(user=user, confirmed=True).count()
+    )
+
+
+def has_backup_codes(user: User) -> bool:
+    return BackupCodeDevice.objects.filter(user=user).exists()
+
+
+def backup_codes_remaining(user: User) -> int | None:
+    """How many unused codes are left; None when the user has none at all."""
+    device = BackupCodeDevice.objects.filter(user=user).first()
+    if device is None:
+        return None
+    return device.codes.filter(used_at__isnull=True).count()
+
+
+def is_last_real_factor_totp(user: User) -> bool:
+    return has_confirmed_totp(user) and real_factors(user) == 1
+
+
+def is_last_real_factor_passkey(user: User, credential_id: int) -> bool:
+    return real_factors(user) == 1 and passkeys_for(user).filter(pk=credential_id).exists()
+
+
+class SecondFactorMethods(TypedDict):
+    totp: bool
+    backup: bool
+    passkeys: bool
+
+
+def second_factor_methods(user: User) -> SecondFactorMethods:
+    """Which ways the user can give a second factor (sign-in, re-authentication)."""
+    return {
+        "totp": has_confirmed_totp(user),
+        "backup": has_backup_codes(user),
+        "passkeys": passkeys_for(user).exists(),
+    }
+
+
+@dataclass(frozen=True)
+class TwoFactorOverview:
+    totp: TOTPDevice | None
+    passkeys: list[WebAuthnCredential]
+    backup_remaining: int | None
+
+    @property
+    def backup_low(self) -> bool:
+        return self.backup_remaining is not None and self.backup_remaining <= BACKUP_CODES_LOW
+
+
+def two_factor_overview(user: User) -> TwoFactorOverview:
+    """What the two-step verification page shows, in a fixed number of queries."""
+    return TwoFactorOverview(
+        totp=confirmed_totp(user),
+        passkeys=list(passkeys_for(user)),
+        backup_remaining=backup_codes_remaining(user),
+    )

@@ -2,6 +2,10 @@
 
 A taken address (or a look-alike of one) gets the same outward treatment as a free
 one: no code goes to it, and its owner is told someone tried to use it.
+
+Every surface runs it through ``accounts.flows.verified_change``:
+``start(ctx=ctx, spec=EMAIL_CHANGE, target=address)``, then ``confirm``, ``resend``,
+``cancel`` and ``pending``.
 """
 
 from __future__ import annotations
@@ -72,22 +76,3 @@ EMAIL_CHANGE = vc.ChangeSpec(
     announce=_announce,
 )
 
-
-def email_change_start(*, ctx: Actor, new_email: str) -> vc.Started:
-    return vc.start(ctx=ctx, spec=EMAIL_CHANGE, target=new_email)
-
-
-def email_change_confirm(*, ctx: Actor, code: str) -> vc.Confirmed:
-    return vc.confirm(ctx=ctx, spec=EMAIL_CHANGE, code=code)
-
-
-def email_change_resend(*, ctx: Actor) -> vc.Started | None:
-    return vc.resend(ctx=ctx, spec=EMAIL_CHANGE)
-
-
-def email_change_cancel(*, ctx: Actor) -> None:
-    vc.cancel(ctx=ctx, spec=EMAIL_CHANGE)
-
-
-def email_change_pending(*, user: User) -> str | None:
-    return vc.pending(user, EMAIL_CHANGE)

@@ -1,6 +1,9 @@
 """Adding, changing and removing the phone number; a new number is proven by a
 code sent by SMS. A number another account has gets the same outward treatment,
-but no code is ever sent to it."""
+but no code is ever sent to it.
+
+A new number goes through ``accounts.flows.verified_change`` with ``PHONE_CHANGE``;
+removing it is ``phone_delete``."""
 
 from __future__ import annotations
 
@@ -65,26 +68,6 @@ PHONE_CHANGE = vc.ChangeSpec(
     added_action=Action.PHONE_ADDED,
     announce=_announce,
 )
-
-
-def phone_change_start(*, ctx: Actor, phone: str) -> vc.Started:
-    return vc.start(ctx=ctx, spec=PHONE_CHANGE, target=phone)
-
-
-def phone_change_confirm(*, ctx: Actor, code: str) -> vc.Confirmed:
-    return vc.confirm(ctx=ctx, spec=PHONE_CHANGE, code=code)
-
-
-def phone_change_resend(*, ctx: Actor) -> vc.Started | None:
-    return vc.resend(ctx=ctx, spec=PHONE_CHANGE)
-
-
-def phone_change_cancel(*, ctx: Actor) -> None:
-    vc.cancel(ctx=ctx, spec=PHONE_CHANGE)
-
-
-def phone_change_pending(*, user: User) -> str | None:
-    return vc.pending(user, PHONE_CHANGE)
 
 
 def phone_delete(*, ctx: Actor) -> str:

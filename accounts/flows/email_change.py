@@ -75,4 +75,3 @@ EMAIL_CHANGE = vc.ChangeSpec(
     changed_action=Action.EMAIL_CHANGED,
     announce=_announce,
 )
-

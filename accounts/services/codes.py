@@ -22,16 +22,22 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User, VerificationCode
+from accounts.selectors.verification import code_pending
 
 Purpose = VerificationCode.Purpose
 
 
 def code_timeout() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "VERIFICATION_CODE_TIMEOUT", 15 * 60)))
+    return timedelta(seconds=int(settings.VERIFICATION_CODE_TIMEOUT))
+
+
+def code_minutes() -> int:
+    """The lifetime of a code in whole minutes, as the pages, emails and SMS say it."""
+    return int(code_timeout().total_seconds() // 60)
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "VERIFICATION_CODE_MAX_ATTEMPTS", 5))
+    return int(settings.VERIFICATION_CODE_MAX_ATTEMPTS)
 
 
 def _hash(code: str, *, row_salt: str) -> str:
@@ -79,14 +85,6 @@ def code_issue(*, user: User, purpose: str, target: str, deliverable: bool = Tru
     return Issued(row=row, code=code)
 
 
-def code_pending(*, user: User, purpose: str) -> VerificationCode | None:
-    return (
-        VerificationCode.objects.filter(user=user, purpose=purpose, used_at__isnull=True)
-        .order_by("-created_at", "-pk")
-        .first()
-    )
-
-
 def code_consume(
     *, user: User, purpose: str, code: str
 ) -> tuple[CodeResult, VerificationCode | None]:
@@ -101,7 +99,8 @@ def code_consume(
         return CodeResult.MISSING, None
     if row.expires_at <= timezone.now():
         return CodeResult.EXPIRED, row
-    if row.attempts >= max_attempts():
+    allowance = max_attempts()
+    if row.attempts >= allowance:
         return CodeResult.EXHAUSTED, row
     salt, _sep, digest = row.code_hash.partition("$")
     candidate = normalize_code(code)
@@ -110,9 +109,15 @@ def code_consume(
         and candidate
         and hmac.compare_digest(digest, _hash(candidate, row_salt=salt))
     ):
-        VerificationCode.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+        # Check and count in one conditional update: of many wrong codes racing
+        # each other, at most the allowance is ever recorded.
+        counted = VerificationCode.objects.filter(pk=row.pk, attempts__lt=allowance).update(
+            attempts=F("attempts") + 1
+        )
+        if not counted:
+            return CodeResult.EXHAUSTED, row
         row.refresh_from_db(fields=["attempts"])
-        if row.attempts >= max_attempts():
+        if row.attempts >= allowance:
             return CodeResult.EXHAUSTED, row
         return CodeResult.WRONG, row
     claimed = VerificationCode.objects.filter(pk=row.pk, used_at__isnull=True).update(

@@ -4,7 +4,6 @@ with neither a password nor a second factor (for example social sign-in only).""
 from __future__ import annotations
 
 from allauth.account.internal.flows import reauthentication as allauth_reauth
-from allauth.account.models import EmailAddress
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_required
@@ -14,55 +13,35 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from accounts.flows.reauth import reauth_code_confirm, reauth_code_send, reauth_code_sent
 from accounts.forms import CodeForm
 from accounts.models import User
-from accounts.notifications import notify
-from accounts.ratelimit import rate_limit
 from accounts.reauth import (
     has_password_or_factor,
     record_email_code_reauthentication,
     safe_next,
 )
-from accounts.services.audit import Action, audit_record
-from accounts.services.codes import (
-    CodeResult,
-    Purpose,
-    code_consume,
-    code_issue,
-    code_pending,
-    code_timeout,
-)
+from accounts.selectors.verification import verified_primary_email
+from accounts.services.codes import CodeResult
 from accounts.views.codes import code_error
-
-
-def _primary_email(user: User) -> str | None:
-    row = EmailAddress.objects.filter(user=user, primary=True, verified=True).first()
-    return row.email if row is not None else None
+from accounts.web import ctx_for
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-@rate_limit(action="portal_check_code")
 def reauthenticate_email(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if has_password_or_factor(user):
         raise Http404
-    address = _primary_email(user)
-    form = CodeForm(request.POST or None)
     if request.method == "POST" and request.POST.get("action") == "send":
-        return _send(request, user, address)
+        return _send(request)
+    address = verified_primary_email(user)
+    form = CodeForm(request.POST or None)
     if request.method == "POST" and address and form.is_valid():
-        result, _row = code_consume(
-            user=user, purpose=Purpose.REAUTHENTICATE, code=form.cleaned_data["code"]
-        )
+        result = reauth_code_confirm(ctx=ctx_for(request), code=form.cleaned_data["code"])
         if result is CodeResult.OK:
+            # The one step bound to the request: allauth keeps authentications in the session.
             record_email_code_reauthentication(request)
-            audit_record(
-                action=Action.REAUTHENTICATED,
-                subject=user,
-                request=request,
-                data={"method": "email_code"},
-            )
             resumed = allauth_reauth.resume_request(request)
             if resumed is not None:
                 return resumed
@@ -74,24 +53,16 @@ def reauthenticate_email(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "address": address,
-            "sent": code_pending(user=user, purpose=Purpose.REAUTHENTICATE) is not None,
+            "sent": reauth_code_sent(user=user),
             "next": safe_next(request),
         },
         status=400 if request.method == "POST" else 200,
     )
 
 
-@rate_limit(action="portal_reauthentication_code")
-def _send(request: HttpRequest, user: User, address: str | None) -> HttpResponse:
+def _send(request: HttpRequest) -> HttpResponse:
+    address = reauth_code_send(ctx=ctx_for(request))
     if address:
-        issued = code_issue(user=user, purpose=Purpose.REAUTHENTICATE, target=address)
-        notify(
-            user=user,
-            event="reauth_code",
-            request=request,
-            to=address,
-            context={"code": issued.code, "minutes": int(code_timeout().total_seconds() // 60)},
-        )
         messages.info(request, _("We sent a code to %(email)s.") % {"email": address})
     nxt = safe_next(request)
     return redirect(

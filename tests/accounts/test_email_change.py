@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import timedelta
 from html import unescape
 from typing import Any
@@ -10,12 +11,19 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.core import mail
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AuditEvent, User, VerificationCode
+from accounts.actor import Actor, cli_actor
+from accounts.flows import verified_change as vc
+from accounts.flows.email_change import EMAIL_CHANGE
+from accounts.flows.errors import ImpersonationRefused, ReauthenticationRequired
+from accounts.flows.verified_change import InvalidTarget
+from accounts.models import AccountPolicy, AuditEvent, User, VerificationCode
+from accounts.policy import PolicyDenied, forget_policy
+from accounts.services.codes import CodeResult, Purpose, code_consume, code_issue
 from tests.conftest import PASSWORD, reauthenticate
 from tests.helpers import code_from_last_email
 
@@ -302,10 +310,9 @@ def test_policy_on_every_email_url(
 def test_two_simultaneous_confirmations_make_one_change(user_factory: Any) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs concurrent transactions (PostgreSQL)")
-    from accounts.services.email import email_change_confirm, email_change_start
-
     alice = user_factory(username="alice")
-    started = email_change_start(user=alice, new_email="race@example.org", request=None)
+    vc.start(ctx=api_actor(alice), spec=EMAIL_CHANGE, target="race@example.org")
+    code = code_from_last_email("race@example.org")
     barrier = threading.Barrier(2)
     results: list[str] = []
 
@@ -315,9 +322,7 @@ def test_two_simultaneous_confirmations_make_one_change(user_factory: Any) -> No
         try:
             me = User.objects.get(pk=alice.pk)
             barrier.wait(timeout=10)
-            results.append(
-                email_change_confirm(user=me, code=started.code, request=None).result.value
-            )
+            results.append(vc.confirm(ctx=api_actor(me), spec=EMAIL_CHANGE, code=code).result.value)
         finally:
             connections.close_all()
 
@@ -330,3 +335,188 @@ def test_two_simultaneous_confirmations_make_one_change(user_factory: Any) -> No
     assert AuditEvent.objects.filter(action="email.changed").count() == 1
     assert User.objects.get(pk=alice.pk).email == "race@example.org"
     assert EmailAddress.objects.filter(user=alice).count() == 1
+
+
+# --- Wrong codes racing each other ------------------------------------------------
+
+
+def _wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_parallel_wrong_codes_record_at_most_the_allowance(
+    user_factory: Any, settings: Any
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent transactions (PostgreSQL)")
+    settings.VERIFICATION_CODE_MAX_ATTEMPTS = 5
+    alice = user_factory(username="alice")
+    issued = code_issue(user=alice, purpose=Purpose.EMAIL_CHANGE, target="race@example.org")
+    wrong = _wrong(issued.code)
+    barrier = threading.Barrier(20)
+    results: list[CodeResult] = []
+
+    def guess() -> None:
+        from django.db import connections, transaction
+
+        try:
+            barrier.wait(timeout=10)
+            with transaction.atomic():
+                result, _row = code_consume(user=alice, purpose=Purpose.EMAIL_CHANGE, code=wrong)
+            results.append(result)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 20
+    assert VerificationCode.objects.get(pk=issued.row.pk).attempts == 5
+    assert results.count(CodeResult.WRONG) == 4
+    assert results.count(CodeResult.EXHAUSTED) == 16
+
+
+def test_the_last_attempt_is_counted_once_even_from_a_stale_read(
+    user: User, settings: Any, monkeypatch: Any
+) -> None:
+    """Two wrong codes both read the row with one attempt left: the conditional
+    update lets only one of them count it, the other is told it is exhausted."""
+    settings.VERIFICATION_CODE_MAX_ATTEMPTS = 5
+    issued = code_issue(user=user, purpose=Purpose.EMAIL_CHANGE, target="new@example.org")
+    VerificationCode.objects.filter(pk=issued.row.pk).update(attempts=4)
+    stale = VerificationCode.objects.get(pk=issued.row.pk)
+    wrong = _wrong(issued.code)
+
+    first, _row = code_consume(user=user, purpose=Purpose.EMAIL_CHANGE, code=wrong)
+    assert first is CodeResult.EXHAUSTED
+    assert VerificationCode.objects.get(pk=stale.pk).attempts == 5
+    # The second guess read the row before the first one counted (attempts == 4).
+    monkeypatch.setattr("accounts.services.codes.code_pending", lambda **_kw: stale)
+    assert stale.attempts == 4
+    second, _row = code_consume(user=user, purpose=Purpose.EMAIL_CHANGE, code=wrong)
+    assert second is CodeResult.EXHAUSTED
+    assert VerificationCode.objects.get(pk=stale.pk).attempts == 5
+    # Not even the right code gets through now.
+    monkeypatch.undo()
+    right, _row = code_consume(user=user, purpose=Purpose.EMAIL_CHANGE, code=issued.code)
+    assert right is CodeResult.EXHAUSTED
+
+
+# --- The flow on another surface --------------------------------------------------
+
+
+def api_actor(user: User, **kwargs: Any) -> Actor:
+    kwargs.setdefault("reauthenticated_at", time.time())
+    return Actor(user=user, surface="api", ip="203.0.113.9", **kwargs)
+
+
+def set_policy_mode(field: str, mode: str) -> None:
+    AccountPolicy.objects.update_or_create(pk=1, defaults={field: mode})
+    forget_policy()
+
+
+def test_the_flow_changes_the_email_from_another_surface(user: User) -> None:
+    ctx = api_actor(user)
+    with transaction.atomic():
+        started = vc.start(ctx=ctx, spec=EMAIL_CHANGE, target="  New@Example.org ")
+        assert not mail.outbox  # only once the change is committed
+    assert started.target == "new@example.org"
+    assert vc.pending(user, EMAIL_CHANGE) == "new@example.org"
+    requested = AuditEvent.objects.get(action="email.change_requested")
+    assert requested.data == {"new_email": "new@example.org"}
+    assert requested.ip_address == "203.0.113.9"
+    code = code_from_last_email("new@example.org")
+
+    wrong = vc.confirm(ctx=ctx, spec=EMAIL_CHANGE, code=_wrong(code))
+    assert wrong.result is CodeResult.WRONG and not wrong.ok
+    with transaction.atomic():
+        done = vc.confirm(ctx=ctx, spec=EMAIL_CHANGE, code=code)
+        assert not [m for m in mail.outbox if m.to == ["alice@example.org"]]
+    assert done.ok and (done.before, done.after) == ("alice@example.org", "new@example.org")
+    user.refresh_from_db()
+    assert user.email == "new@example.org"
+    assert list(
+        EmailAddress.objects.filter(user=user).values_list("email", "verified", "primary")
+    ) == [("new@example.org", True, True)]
+    event = AuditEvent.objects.get(action="email.changed")
+    assert event.actor == user and event.subject == user
+    assert event.data == {"before": "alice@example.org", "after": "new@example.org"}
+    notice = [m for m in mail.outbox if m.to == ["alice@example.org"]][-1]
+    assert "Your email address was changed" in notice.subject
+    assert vc.pending(user, EMAIL_CHANGE) is None
+
+
+def test_the_flow_refuses_a_read_only_email(user: User) -> None:
+    set_policy_mode("email", "read_only")
+    with pytest.raises(PolicyDenied):
+        vc.start(ctx=api_actor(user), spec=EMAIL_CHANGE, target="new@example.org")
+    assert not VerificationCode.objects.exists()
+    assert not AuditEvent.objects.exists()
+    assert not mail.outbox
+    user.refresh_from_db()
+    assert user.email == "alice@example.org"
+
+
+def test_the_flow_refuses_a_confirmation_once_the_email_is_read_only(user: User) -> None:
+    vc.start(ctx=api_actor(user), spec=EMAIL_CHANGE, target="new@example.org")
+    code = code_from_last_email("new@example.org")
+    set_policy_mode("email", "read_only")
+    with pytest.raises(PolicyDenied):
+        vc.confirm(ctx=api_actor(user), spec=EMAIL_CHANGE, code=code)
+    user.refresh_from_db()
+    assert user.email == "alice@example.org"
+    assert VerificationCode.objects.get().attempts == 0
+
+
+def test_the_flow_needs_a_recent_reauthentication(user: User) -> None:
+    for when in (None, time.time() - 301):
+        with pytest.raises(ReauthenticationRequired):
+            vc.start(
+                ctx=api_actor(user, reauthenticated_at=when),
+                spec=EMAIL_CHANGE,
+                target="new@example.org",
+            )
+    assert not VerificationCode.objects.exists()
+    assert not mail.outbox
+
+
+def test_the_flow_refuses_while_impersonating(user: User, user_factory: Any) -> None:
+    staff = user_factory(username="staff", is_staff=True)
+    ctx = api_actor(user, impersonator_id=staff.pk)
+    with pytest.raises(ImpersonationRefused):
+        vc.start(ctx=ctx, spec=EMAIL_CHANGE, target="new@example.org")
+    code_issue(user=user, purpose=Purpose.EMAIL_CHANGE, target="new@example.org")
+    for step in (
+        lambda: vc.confirm(ctx=ctx, spec=EMAIL_CHANGE, code="123456"),
+        lambda: vc.resend(ctx=ctx, spec=EMAIL_CHANGE),
+        lambda: vc.cancel(ctx=ctx, spec=EMAIL_CHANGE),
+    ):
+        with pytest.raises(ImpersonationRefused):
+            step()
+    assert VerificationCode.objects.get().attempts == 0
+    assert not mail.outbox
+
+
+def test_the_flow_refuses_an_invalid_or_current_address(user: User) -> None:
+    for target in ("not an address", "ALICE@example.org"):
+        with pytest.raises(InvalidTarget):
+            vc.start(ctx=api_actor(user), spec=EMAIL_CHANGE, target=target)
+    assert not VerificationCode.objects.exists()
+
+
+def test_a_command_needs_no_reauthentication(user: User) -> None:
+    vc.start(ctx=cli_actor(user), spec=EMAIL_CHANGE, target="new@example.org")
+    assert vc.confirm(
+        ctx=cli_actor(user), spec=EMAIL_CHANGE, code=code_from_last_email("new@example.org")
+    ).ok
+
+
+def test_the_code_page_tells_the_lifetime_from_the_setting(fresh: Client, settings: Any) -> None:
+    settings.VERIFICATION_CODE_TIMEOUT = 600
+    start(fresh, "new@example.org")
+    page = unescape(fresh.get(reverse("email_confirm")).content.decode())
+    assert "It expires after 10 minutes." in page
+    assert "It expires in 10 minutes." in mail.outbox[-1].body

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from html import unescape
@@ -13,7 +14,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AuditEvent, User, VerificationCode
+from accounts.actor import Actor
+from accounts.flows import verified_change as vc
+from accounts.flows.errors import ImpersonationRefused, ReauthenticationRequired
+from accounts.flows.phone_change import PHONE_CHANGE, phone_delete
+from accounts.models import AccountPolicy, AuditEvent, User, VerificationCode
+from accounts.policy import PolicyDenied, forget_policy
 from accounts.services.codes import Purpose, code_issue
 from accounts.sms.backends import locmem
 from tests.conftest import PASSWORD, reauthenticate
@@ -503,3 +509,66 @@ def test_csrf_is_enforced_on_every_write(
     assert not locmem.outbox
     assert not mail.outbox
     assert AuditEvent.objects.count() == events_before
+
+
+# --- The flow on another surface ------------------------------------------------
+
+
+def api_actor(user: User, **kwargs: Any) -> Actor:
+    kwargs.setdefault("reauthenticated_at", time.time())
+    return Actor(user=user, surface="api", **kwargs)
+
+
+def test_the_flow_adds_a_number_from_another_surface(user: User, settings: Any) -> None:
+    settings.VERIFICATION_CODE_TIMEOUT = 600
+    started = vc.start(ctx=api_actor(user), spec=PHONE_CHANGE, target="06 12 34 56 78")
+    assert started.target == NUMBER
+    (sms,) = sms_to(NUMBER)
+    assert "It expires in 10 minutes." in sms.body
+    done = vc.confirm(ctx=api_actor(user), spec=PHONE_CHANGE, code=code_from_sms(NUMBER))
+    assert done.ok and (done.before, done.after) == ("", NUMBER)
+    user.refresh_from_db()
+    assert user.phone == NUMBER and user.phone_verified
+    assert AuditEvent.objects.get(action="phone.added").data == {"before": "", "after": NUMBER}
+    assert "A phone number was added to your account" in mail.outbox[-1].subject
+    assert phone_delete(ctx=api_actor(user)) == NUMBER
+    user.refresh_from_db()
+    assert user.phone == ""
+    assert AuditEvent.objects.filter(action="phone.removed").count() == 1
+
+
+def test_the_flow_refuses_a_read_only_phone(user: User) -> None:
+    give_phone(user, OTHER_NUMBER)
+    AccountPolicy.objects.update_or_create(pk=1, defaults={"phone": "read_only"})
+    forget_policy()
+    with pytest.raises(PolicyDenied):
+        vc.start(ctx=api_actor(user), spec=PHONE_CHANGE, target=NUMBER)
+    with pytest.raises(PolicyDenied):
+        phone_delete(ctx=api_actor(user))
+    user.refresh_from_db()
+    assert user.phone == OTHER_NUMBER
+    assert not VerificationCode.objects.exists()
+    assert not locmem.outbox
+
+
+def test_removing_through_the_flow_needs_reauthentication_and_no_impersonation(
+    user: User, user_factory: Callable[..., User]
+) -> None:
+    give_phone(user, NUMBER)
+    with pytest.raises(ReauthenticationRequired):
+        phone_delete(ctx=api_actor(user, reauthenticated_at=None))
+    staff = user_factory(username="staff", is_staff=True)
+    with pytest.raises(ImpersonationRefused):
+        phone_delete(ctx=api_actor(user, impersonator_id=staff.pk))
+    user.refresh_from_db()
+    assert user.phone == NUMBER
+
+
+def test_the_code_page_tells_the_lifetime_from_the_setting(
+    auth_client: Client, settings: Any
+) -> None:
+    settings.VERIFICATION_CODE_TIMEOUT = 600
+    reauthenticate(auth_client)
+    start(auth_client)
+    page = page_text(auth_client, reverse("phone_confirm"))
+    assert f"Enter the code we sent by SMS to {NUMBER_SHOWN}. It expires after 10 minutes." in page

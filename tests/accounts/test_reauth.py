@@ -8,7 +8,11 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from accounts.actor import Actor
+from accounts.flows.errors import AccessDenied, ImpersonationRefused
+from accounts.flows.reauth import reauth_code_confirm, reauth_code_send
 from accounts.models import AuditEvent, User
+from accounts.services.codes import CodeResult
 from tests.conftest import reauthenticate
 from tests.helpers import code_from_last_email
 
@@ -146,3 +150,33 @@ def test_reauthentication_window_is_one_setting(auth_client: Client, settings: A
     settings.ACCOUNT_REAUTHENTICATION_TIMEOUT = 0
     response = auth_client.post(reverse("email"), {"email": "n@example.org"})
     assert response["Location"].startswith(reverse("account_reauthenticate"))
+
+
+def test_the_email_code_flow_is_only_for_accounts_without_password(user: User) -> None:
+    with pytest.raises(AccessDenied):
+        reauth_code_send(ctx=Actor(user=user, surface="api"))
+    with pytest.raises(AccessDenied):
+        reauth_code_confirm(ctx=Actor(user=user, surface="api"), code="123456")
+    assert not mail.outbox
+
+
+def test_the_email_code_flow_from_another_surface(social_only: User, settings: Any) -> None:
+    settings.VERIFICATION_CODE_TIMEOUT = 600
+    ctx = Actor(user=social_only, surface="api")
+    assert reauth_code_send(ctx=ctx) == "sol@example.org"
+    assert "It expires in 10 minutes." in mail.outbox[-1].body
+    code = code_from_last_email("sol@example.org")
+    assert reauth_code_confirm(ctx=ctx, code=code) is CodeResult.OK
+    event = AuditEvent.objects.get(action="reauthenticated", subject=social_only)
+    assert event.data == {"method": "email_code"}
+    # A code works once.
+    assert reauth_code_confirm(ctx=ctx, code=code) is CodeResult.MISSING
+
+
+def test_the_email_code_flow_refuses_while_impersonating(
+    social_only: User, user_factory: Any
+) -> None:
+    staff = user_factory(username="staff", is_staff=True)
+    with pytest.raises(ImpersonationRefused):
+        reauth_code_send(ctx=Actor(user=social_only, surface="web", impersonator_id=staff.pk))
+    assert not mail.outbox

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
+from accounts.actor import Actor
 from accounts.models import BackupCode, BackupCodeDevice, User
 from accounts.services.audit import Action, audit_record
 
@@ -228,14 +229,12 @@ def is_last_real_factor_passkey(user: User, credential_id: int) -> bool:
 
 
 @transaction.atomic
-def mfa_reset(*, user: User, actor: User | None, reason: str, request: HttpRequest | None) -> int:
+def mfa_reset(*, ctx: Actor | None, user: User, reason: str) -> int:
     """Removes every second factor of ``user`` (support, after checking identity)."""
     count = (
         TOTPDevice.objects.filter(user=user).delete()[0]
         + WebAuthnCredential.objects.filter(user=user).delete()[0]
     )
     BackupCodeDevice.objects.filter(user=user).delete()
-    audit_record(
-        action=Action.MFA_RESET, subject=user, actor=actor, request=request, data={"reason": reason}
-    )
+    audit_record(ctx=ctx, action=Action.MFA_RESET, subject=user, data={"reason": reason})
     return count

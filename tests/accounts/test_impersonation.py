@@ -182,10 +182,10 @@ def test_forbidden_targets(
         target = user_factory(username="boss", is_superuser=True)
     elif kind == "suspended":
         target = user_factory(username="target")
-        user_suspend(user=target, actor=None, reason="Spam")
+        user_suspend(ctx=None, user=target, reason="Spam")
     elif kind == "pending_deletion":
         target = user_factory(username="target")
-        account_deletion_schedule(user=target, actor=target, request=None)
+        account_deletion_schedule(ctx=None, user=target)
     else:
         target = agent
 

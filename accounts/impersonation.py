@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, login, logout
+from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model, login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -98,20 +99,26 @@ def release(request: HttpRequest, *, expired: bool = False) -> Any:
 
 def sign_out_orphan(request: HttpRequest) -> HttpResponse:
     """An impersonation whose staff member is deleted, suspended or no longer staff:
-    records its end and signs the session out (it may not fall back to them)."""
-    from accounts.web import actor_from_request
-
-    ctx = actor_from_request(request)
+    signed out (it may not fall back to them). Signing out records the end of the
+    impersonation (``accounts.signals``), marked as the staff member being gone."""
+    request.portal_impersonation_staff_gone = True  # type: ignore[attr-defined]
+    staff_pk = impersonator_pk(request)
     user = request.user
-    reason = request.session.get(REASON_KEY, "")
-    if user.is_authenticated:
+    gone = staff_pk is None or not get_user_model().objects.filter(pk=staff_pk).exists()
+    if user.is_authenticated and gone:
+        # The staff member's row is gone: the events may not point at it. Record the
+        # end here, and sign out as the user alone.
+        from accounts.web import actor_from_request
+
+        ctx = replace(actor_from_request(request), impersonator_id=None)
         impersonation_ended(
             ctx=ctx,
             user=user,  # type: ignore[arg-type]
-            staff_id=ctx.impersonator_id,
-            reason=reason,
+            staff_id=None,
+            reason=request.session.get(REASON_KEY, ""),
             staff_gone=True,
         )
+        request.session["hijack_history"] = []
     logout(request)
     return HttpResponseRedirect(reverse("account_login"))
 

@@ -51,6 +51,7 @@ def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
             staff_id=ctx.impersonator_id,
             reason=request.session.get(REASON_KEY, ""),
             signed_out=True,
+            staff_gone=bool(getattr(request, "portal_impersonation_staff_gone", False)),
         )
 
 

@@ -123,8 +123,8 @@ class UserAdmin(DjangoUserAdmin):
             ctx=actor_from_request(request, surface="admin", subject=form.instance),
             user=form.instance,
             changed=form.changed_data,
-            groups=data["groups"] if "groups" in data else None,
-            permissions=data["user_permissions"] if "user_permissions" in data else None,
+            groups=data.get("groups"),
+            permissions=data.get("user_permissions"),
         )
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)

@@ -11,6 +11,11 @@ from __future__ import annotations
 from allauth.usersessions.models import UserSession
 
 from accounts.models import User
+from accounts.services.audit import Action
+
+# Events whose address and device are the staff member's: the user sees "Support"
+# and the time, never the staff member's IP address or device.
+SUPPORT_EVENTS = frozenset({Action.IMPERSONATION_STARTED, Action.IMPERSONATION_ENDED})
 
 
 def impersonations_end(*, staff: User) -> int:

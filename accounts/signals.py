@@ -9,7 +9,9 @@ from allauth.socialaccount import signals as social_signals
 from django.dispatch import receiver
 from hijack import signals as hijack_signals
 
+from accounts.flows.impersonation import impersonation_ended, impersonation_started
 from accounts.flows.password import password_changed
+from accounts.impersonation import REASON_KEY
 from accounts.services.audit import Action, audit_record
 from accounts.services.social import social_account_linked, social_account_unlinked
 from accounts.web import actor_from_request
@@ -41,25 +43,15 @@ def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         return
     ctx = actor_from_request(request)
     audit_record(ctx=ctx, action=Action.SIGNED_OUT, subject=user, actor=user)
-    history = request.session.get("hijack_history") or []
-    if history:
+    if ctx.impersonating:
         # Signing out ends an impersonation too.
-        from accounts.impersonation import REASON_KEY
-        from accounts.models import User
-
-        staff = User.objects.filter(pk=history[-1]).first()
-        audit_record(
+        impersonation_ended(
             ctx=ctx,
-            action=Action.IMPERSONATION_ENDED,
-            subject=user,
-            actor=staff,
-            impersonator_id=staff.pk if staff else None,
-            data={
-                "staff": staff.username if staff else "",
-                "expired": False,
-                "signed_out": True,
-                "reason": request.session.get(REASON_KEY, ""),
-            },
+            user=user,
+            staff_id=ctx.impersonator_id,
+            reason=request.session.get(REASON_KEY, ""),
+            signed_out=True,
+            staff_gone=bool(getattr(request, "portal_impersonation_staff_gone", False)),
         )
 
 
@@ -77,12 +69,11 @@ def _on_social_removed(sender: Any, request: Any, socialaccount: Any, **kwargs: 
 def _on_impersonation_started(
     sender: Any, request: Any, hijacker: Any, hijacked: Any, **kwargs: Any
 ) -> None:
-    audit_record(
-        ctx=actor_from_request(request),
-        action=Action.IMPERSONATION_STARTED,
-        subject=hijacked,
-        actor=hijacker,
-        data={"reason": request.POST.get("reason", ""), "staff": hijacker.username},
+    impersonation_started(
+        ctx=actor_from_request(request, surface="admin"),
+        staff=hijacker,
+        user=hijacked,
+        reason=request.POST.get("reason", ""),
     )
 
 
@@ -90,16 +81,10 @@ def _on_impersonation_started(
 def _on_impersonation_ended(
     sender: Any, request: Any, hijacker: Any, hijacked: Any, **kwargs: Any
 ) -> None:
-    expired = bool(getattr(request, "portal_impersonation_expired", False))
-    audit_record(
-        ctx=actor_from_request(request),
-        action=Action.IMPERSONATION_ENDED,
-        subject=hijacked,
-        actor=hijacker,
-        impersonator_id=hijacker.pk,
-        data={
-            "staff": hijacker.username,
-            "expired": expired,
-            "reason": getattr(request, "portal_impersonation_reason", ""),
-        },
+    impersonation_ended(
+        ctx=actor_from_request(request, surface="admin"),
+        user=hijacked,
+        staff_id=hijacker.pk,
+        reason=getattr(request, "portal_impersonation_reason", ""),
+        expired=bool(getattr(request, "portal_impersonation_expired", False)),
     )

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent, User
 from accounts.services.audit import Action, audit_record
+from accounts.services.impersonation import impersonations_end
 from accounts.services.sessions import sessions_end_all
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,7 @@ class InvalidTransition(Exception):
 
 
 @transaction.atomic
-def account_deletion_schedule(
-    *, user: User, actor: User | None, request: HttpRequest | None, reason: str = ""
-) -> User:
+def account_deletion_schedule(*, ctx: Actor | None, user: User, reason: str = "") -> User:
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.ACTIVE:
         raise InvalidTransition(locked.state)
@@ -51,23 +50,23 @@ def account_deletion_schedule(
         ]
     )  # fmt: skip
     audit_record(
+        ctx=ctx,
         action=Action.DELETION_SCHEDULED,
         subject=locked,
-        actor=actor,
-        request=request,
         data={"scheduled_for": locked.deletion_scheduled_for.isoformat(), "reason": reason},
     )
     sessions_end_all(user=locked)
+    impersonations_end(staff=locked)
     return locked
 
 
 @transaction.atomic
-def account_deletion_cancel(*, user: User, actor: User | None, request: HttpRequest | None) -> User:
+def account_deletion_cancel(*, ctx: Actor | None, user: User) -> User:
     """Back to ``active`` (the user during the grace period, or staff restoring)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.PENDING_DELETION:
         raise InvalidTransition(locked.state)
-    owner = actor is not None and actor.pk == locked.pk
+    owner = ctx is not None and ctx.user is not None and ctx.user.pk == locked.pk
     if owner and locked.deletion_scheduled_for and locked.deletion_scheduled_for <= timezone.now():
         # The grace period is over: only the purge is left (staff may still restore).
         raise InvalidTransition("grace_period_over")
@@ -81,7 +80,7 @@ def account_deletion_cancel(*, user: User, actor: User | None, request: HttpRequ
             "state", "is_active", "state_changed_at", "state_reason", "deletion_scheduled_for"
         ]
     )  # fmt: skip
-    audit_record(action=Action.DELETION_CANCELLED, subject=locked, actor=actor, request=request)
+    audit_record(ctx=ctx, action=Action.DELETION_CANCELLED, subject=locked)
     return locked
 
 
@@ -91,7 +90,7 @@ def pseudonym(user_id: int) -> str:
 
 
 @transaction.atomic
-def account_purge(*, user: User, actor: User | None, request: HttpRequest | None) -> str:
+def account_purge(*, ctx: Actor | None, user: User) -> str:
     """Removes the user and their personal data; audit events stay, pseudonymised.
 
     Deleting the row cascades to email addresses, linked accounts and their tokens,
@@ -100,6 +99,7 @@ def account_purge(*, user: User, actor: User | None, request: HttpRequest | None
     name = pseudonym(user.pk)
     avatar = user.avatar.name
     sessions_end_all(user=user)
+    impersonations_end(staff=user)
     # The events stay, but nothing in them may still name the person: their data
     # (old usernames, addresses, numbers, linked accounts) goes too.
     AuditEvent.objects.filter(subject=user).update(
@@ -108,16 +108,14 @@ def account_purge(*, user: User, actor: User | None, request: HttpRequest | None
     AuditEvent.objects.filter(actor=user).update(actor=None)
     AuditEvent.objects.filter(impersonator=user).update(impersonator=None)
     user.delete()
-    audit_record(
-        action=Action.ACCOUNT_PURGED, subject=None, subject_label=name, actor=actor, request=request
-    )
+    audit_record(ctx=ctx, action=Action.ACCOUNT_PURGED, subject=None, subject_label=name)
     if avatar:
         storage = User._meta.get_field("avatar").storage  # type: ignore[attr-defined]
         transaction.on_commit(lambda: storage.delete(avatar))
     return name
 
 
-def purge_due(*, now: datetime | None = None) -> list[str]:
+def purge_due(*, ctx: Actor | None, now: datetime | None = None) -> list[str]:
     """Purges every account whose grace period is over. Safe to run again and from
     several places at once: each account is locked and re-checked."""
     now = now or timezone.now()
@@ -134,5 +132,5 @@ def purge_due(*, now: datetime | None = None) -> list[str]:
             )
             if user is None:
                 continue
-            purged.append(account_purge(user=user, actor=None, request=None))
+            purged.append(account_purge(ctx=ctx, user=user))
     return purged

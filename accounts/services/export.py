@@ -9,11 +9,13 @@ from allauth.socialaccount.models import SocialAccount
 from allauth.usersessions.models import UserSession
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.devices import describe_device
 from accounts.models import AuditEvent, BackupCodeDevice, User
 from accounts.services.audit import Action, audit_record
+from accounts.services.impersonation import SUPPORT_EVENTS
 from accounts.services.mfa import passkeys_for
 
 # Keys a provider may put in a linked account's data that are credentials, not facts.
@@ -92,8 +94,11 @@ def user_data(*, user: User) -> dict[str, Any]:
                 "time": _iso(e.created_at),
                 "action": e.action,
                 "description": str(Action.LABELS.get(e.action, e.action)),
-                "ip_address": e.ip_address,
-                "device": describe_device(e.user_agent) if e.user_agent else "",
+                # Support's own address and device are not the user's data.
+                "ip_address": None if e.action in SUPPORT_EVENTS else e.ip_address,
+                "device": _("Support")
+                if e.action in SUPPORT_EVENTS
+                else (describe_device(e.user_agent) if e.user_agent else ""),
             }
             for e in AuditEvent.objects.filter(subject=user).order_by("-created_at", "-id")
         ],

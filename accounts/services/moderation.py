@@ -1,17 +1,18 @@
-"""What staff do to an account: suspend, restore, end sessions, reset second
-factors. Each writes its audit event; notifications go out in the views' finalize."""
+"""What staff do to an account: suspend, restore, end sessions. Each writes its
+audit event; the flows (``accounts.flows.moderation``) check access and tell the user."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.actor import Actor
 from accounts.models import User
 from accounts.services.audit import Action, audit_record
 from accounts.services.deletion import InvalidTransition, account_deletion_cancel
+from accounts.services.impersonation import impersonations_end
 from accounts.services.sessions import sessions_end_all
 
 
@@ -28,17 +29,12 @@ def check_can_act(*, actor: User, target: User) -> None:
 
 @transaction.atomic
 def user_suspend(
-    *,
-    user: User,
-    actor: User | None,
-    reason: str,
-    until: datetime | None = None,
-    request: HttpRequest | None = None,
+    *, ctx: Actor | None, user: User, reason: str, until: datetime | None = None
 ) -> User:
+    """Suspends and signs the account out everywhere, including the impersonation
+    sessions it started if it is a staff member's."""
     if not reason.strip():
         raise ValueError("a reason is required")
-    if actor is not None:
-        check_can_act(actor=actor, target=user)
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.ACTIVE:
         raise InvalidTransition(locked.state)
@@ -51,24 +47,22 @@ def user_suspend(
         update_fields=["state", "is_active", "state_changed_at", "state_reason", "suspended_until"]
     )
     audit_record(
+        ctx=ctx,
         action=Action.SUSPENDED,
         subject=locked,
-        actor=actor,
-        request=request,
         data={"reason": locked.state_reason, "until": until.isoformat() if until else None},
     )
     sessions_end_all(user=locked)
+    impersonations_end(staff=locked)
     return locked
 
 
 @transaction.atomic
-def user_restore(*, user: User, actor: User | None, request: HttpRequest | None = None) -> User:
+def user_restore(*, ctx: Actor | None, user: User) -> User:
     """Lifts a suspension, or cancels a pending deletion."""
-    if actor is not None:
-        check_can_act(actor=actor, target=user)
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state == User.State.PENDING_DELETION:
-        return account_deletion_cancel(user=locked, actor=actor, request=request)
+        return account_deletion_cancel(ctx=ctx, user=locked)
     if locked.state != User.State.SUSPENDED:
         raise InvalidTransition(locked.state)
     locked.state = User.State.ACTIVE
@@ -79,38 +73,34 @@ def user_restore(*, user: User, actor: User | None, request: HttpRequest | None 
     locked.save(
         update_fields=["state", "is_active", "state_changed_at", "state_reason", "suspended_until"]
     )
-    audit_record(action=Action.RESTORED, subject=locked, actor=actor, request=request)
+    audit_record(ctx=ctx, action=Action.RESTORED, subject=locked)
     return locked
 
 
-def lift_expired_suspensions(*, now: datetime | None = None) -> list[User]:
-    """Ends every timed suspension that is over. Idempotent, cron-safe."""
-    now = now or timezone.now()
-    lifted = []
-    due = User.objects.filter(
-        state=User.State.SUSPENDED, suspended_until__isnull=False, suspended_until__lte=now
-    ).values_list("pk", flat=True)
-    for pk in list(due):
-        with transaction.atomic():
-            user = (
-                User.objects.select_for_update(skip_locked=True)
-                .filter(pk=pk, state=User.State.SUSPENDED, suspended_until__lte=now)
-                .first()
-            )
-            if user is not None:
-                lifted.append(user_restore(user=user, actor=None))
-    return lifted
+def expired_suspensions(*, now: datetime) -> list[int]:
+    """The accounts whose timed suspension is over."""
+    return list(
+        User.objects.filter(
+            state=User.State.SUSPENDED, suspended_until__isnull=False, suspended_until__lte=now
+        ).values_list("pk", flat=True)
+    )
+
+
+def expired_suspension_restore(*, ctx: Actor | None, pk: int, now: datetime) -> User | None:
+    """Restores one account if its timed suspension is still over (call inside a
+    transaction: the row is locked, and skipped if another worker holds it)."""
+    user = (
+        User.objects.select_for_update(skip_locked=True)
+        .filter(pk=pk, state=User.State.SUSPENDED, suspended_until__lte=now)
+        .first()
+    )
+    return user_restore(ctx=ctx, user=user) if user is not None else None
 
 
 @transaction.atomic
-def user_sessions_end(*, user: User, actor: User, request: HttpRequest | None = None) -> int:
-    check_can_act(actor=actor, target=user)
+def user_sessions_end(*, ctx: Actor | None, user: User) -> int:
     count = sessions_end_all(user=user)
     audit_record(
-        action=Action.SESSIONS_ENDED_BY_STAFF,
-        subject=user,
-        actor=actor,
-        request=request,
-        data={"count": count},
+        ctx=ctx, action=Action.SESSIONS_ENDED_BY_STAFF, subject=user, data={"count": count}
     )
     return count

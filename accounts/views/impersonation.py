@@ -1,45 +1,32 @@
-"""Starting an impersonation from the back-office, with a reason."""
+"""Starting an impersonation from the back-office, with a reason; and ending it."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from hijack.views import AcquireUserView, ReleaseUserView
 
-from accounts.impersonation import REASON_KEY, STARTED_KEY, can_impersonate, max_seconds
+from accounts.admin.forms import impersonation_form
+from accounts.flows.errors import AccessDenied
+from accounts.flows.impersonation import active_staff, can_impersonate, impersonation_check
+from accounts.impersonation import (
+    REASON_KEY,
+    STARTED_KEY,
+    impersonator_pk,
+    is_impersonating,
+    max_seconds,
+    sign_out_orphan,
+)
 from accounts.models import User
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        label=gettext_lazy("Reason"),
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=gettext_lazy("Why you need to see the account as its owner. It is recorded."),
-    )
-
-    def clean_reason(self) -> str:
-        value = self.cleaned_data["reason"].strip()
-        if len(value) < 5:
-            raise forms.ValidationError(gettext_lazy("Give a real reason (at least 5 characters)."))
-        return value
-
-
-def _check(request: HttpRequest, target: User) -> None:
-    if not request.user.is_verified():  # type: ignore[union-attr]
-        raise PermissionDenied(_("Verify your second factor first."))
-    if not can_impersonate(hijacker=request.user, hijacked=target):
-        raise PermissionDenied(_("You may not impersonate this account."))
+from accounts.web import actor_from_request
 
 
 class _Acquire(AcquireUserView):
@@ -48,7 +35,7 @@ class _Acquire(AcquireUserView):
     target: User | None = None
 
     def test_func(self) -> bool:
-        return can_impersonate(hijacker=self.request.user, hijacked=self.target)
+        return can_impersonate(hijacker=self.request.user, hijacked=self.target)  # type: ignore[arg-type]
 
     def get_object(self, queryset: Any = None) -> User:
         assert self.target is not None
@@ -60,9 +47,17 @@ class _Acquire(AcquireUserView):
 
 @staff_member_required
 def impersonate(request: HttpRequest, pk: int) -> HttpResponse:
-    target = get_object_or_404(User, pk=pk)
-    _check(request, target)
-    form = ReasonForm(request.POST or None)
+    try:
+        target = impersonation_check(
+            ctx=actor_from_request(request, surface="admin"),
+            user_pk=pk,
+            second_factor_verified=request.user.is_verified(),  # type: ignore[union-attr]
+        )
+    except AccessDenied as error:
+        if error.status == 404:
+            raise Http404 from error
+        raise PermissionDenied(error.message) from error
+    form = impersonation_form(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         response = _Acquire.as_view(target=target)(request)
         if response.status_code in (301, 302):
@@ -89,12 +84,15 @@ def impersonate(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def back_to_user_page(request: HttpRequest, pk: int) -> HttpResponse:
-    return redirect("admin:accounts_user_change", pk)
-
-
 def stop_impersonating(request: HttpRequest) -> HttpResponse:
     """django-hijack's release view; the reason is kept for the "ended" audit event
-    (signing in again as the staff member clears the session)."""
+    (signing in again as the staff member clears the session). A staff member who
+    is gone or lost their access cannot be returned to: the session is signed out."""
+    if (
+        request.method == "POST"
+        and is_impersonating(request)
+        and active_staff(impersonator_pk(request)) is None
+    ):
+        return sign_out_orphan(request)
     request.portal_impersonation_reason = request.session.get(REASON_KEY, "")  # type: ignore[attr-defined]
     return ReleaseUserView.as_view()(request)

@@ -10,6 +10,7 @@ from accounts.devices import describe_device
 from accounts.policy import get_policy, settings_off_response
 from accounts.selectors import SECURITY_ACTIVITY_DAYS, user_security_activity
 from accounts.services.audit import Action
+from accounts.services.impersonation import SUPPORT_EVENTS
 
 PAGE_SIZE = 25
 
@@ -21,17 +22,23 @@ def security_activity(request: HttpRequest) -> HttpResponse:
         return settings_off_response(request)
     events = user_security_activity(user=request.user)  # type: ignore[arg-type]
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [
-        {
-            "when": event.created_at,
-            "label": Action.LABELS.get(event.action, event.action),
-            "device": describe_device(event.user_agent) if event.user_agent else "",
-            "ip_address": event.ip_address or "",
-            "by_someone_else": event.impersonator_id is not None
-            or event.actor_id not in (None, request.user.pk),
-        }
-        for event in page.object_list
-    ]
+    rows = []
+    for event in page.object_list:
+        # Support's own address and device are not the user's to see.
+        support = event.action in SUPPORT_EVENTS
+        rows.append(
+            {
+                "when": event.created_at,
+                "label": Action.LABELS.get(event.action, event.action),
+                "support": support,
+                "device": describe_device(event.user_agent)
+                if event.user_agent and not support
+                else "",
+                "ip_address": "" if support else event.ip_address or "",
+                "by_someone_else": event.impersonator_id is not None
+                or event.actor_id not in (None, request.user.pk),
+            }
+        )
     return render(
         request,
         "accounts/security.html",

@@ -69,23 +69,29 @@ def events(user_factory: Callable[..., User], boss: User) -> dict[str, AuditEven
     agent = user_factory(username="agent", is_staff=True)
     return {
         "alice_suspended": audit_record(
-            action=Action.SUSPENDED, subject=alice, actor=agent, data={"reason": "Spam"}
+            ctx=None, action=Action.SUSPENDED, subject=alice, actor=agent, data={"reason": "Spam"}
         ),
         "alice_profile": at(
             audit_record(
+                ctx=None,
                 action=Action.PROFILE_UPDATED,
                 subject=alice,
                 actor=alice,
-                impersonator=agent,
+                impersonator_id=agent.pk,
             ),
             days_ago=3,
         ),
         "bob_password": at(
-            audit_record(action=Action.PASSWORD_CHANGED, subject=bob, actor=bob), days_ago=40
+            audit_record(ctx=None, action=Action.PASSWORD_CHANGED, subject=bob, actor=bob),
+            days_ago=40,
         ),
         "bob_suspended": at(
             audit_record(
-                action=Action.SUSPENDED, subject=bob, actor=boss, data={"reason": "Fraud, again"}
+                ctx=None,
+                action=Action.SUSPENDED,
+                subject=bob,
+                actor=boss,
+                data={"reason": "Fraud, again"},
             ),
             days_ago=400,
         ),
@@ -370,7 +376,7 @@ def test_the_export_of_a_purged_subject_keeps_the_pseudonym(
     bob = events["bob_password"].subject
     assert bob is not None
     pk = bob.pk
-    account_purge(user=bob, actor=None, request=None)
+    account_purge(ctx=None, user=bob)
     rows = exported(superuser_client.get(EXPORT))
     assert "bob" not in {r["subject"] for r in rows}
     assert sum(r["subject"] == pseudonym(pk) for r in rows) == 3  # two kept, one "purged"

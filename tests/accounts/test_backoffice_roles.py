@@ -140,7 +140,7 @@ def scene(user_factory: Callable[..., User], request: Any) -> Callable[[str], Sc
         target = user_factory(username="target", display_name="Target Person")
         TOTPDevice.objects.create(user=target, name="Phone", confirmed=True)
         target_client = live_client(target)
-        audit_record(action=Action.PROFILE_UPDATED, subject=target, actor=target)
+        audit_record(ctx=None, action=Action.PROFILE_UPDATED, subject=target, actor=target)
         return Scene(staff, signed_in_staff(staff), target, target_client)
 
     return make
@@ -252,7 +252,7 @@ def check_done(action: str, s: Scene, response: Any) -> None:
 def test_permission_matrix(scene: Callable[[str], Scene], role: str, action: str) -> None:
     s = scene(role)
     if action == "restore":
-        user_suspend(user=s.target, actor=None, reason="Earlier")
+        user_suspend(ctx=None, user=s.target, reason="Earlier")
         s.target.refresh_from_db()
     before = snapshot(s.target)
 
@@ -351,7 +351,7 @@ def test_a_non_superuser_cannot_act_on_other_staff(
     other = make_staff(user_factory, other_role, username="colleague")
     TOTPDevice.objects.create(user=other, name="Phone", confirmed=True)
     if action == "restore":
-        user_suspend(user=other, actor=None, reason="Earlier")
+        user_suspend(ctx=None, user=other, reason="Earlier")
     client = signed_in_staff(admin_)
     name, data = SELF_ACTIONS[action]
     before = snapshot(other)
@@ -373,7 +373,7 @@ def test_a_superuser_can_act_on_other_staff(
     TOTPDevice.objects.create(user=other, name="Phone", confirmed=True)
     other_client = live_client(other)
     if action == "restore":
-        user_suspend(user=other, actor=None, reason="Earlier")
+        user_suspend(ctx=None, user=other, reason="Earlier")
     client = signed_in_staff(boss)
     name, data = SELF_ACTIONS[action]
 

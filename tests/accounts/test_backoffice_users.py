@@ -138,7 +138,7 @@ def test_filters(support: Client, user_factory: Callable[..., User]) -> None:
     old = user_factory(username="old")
     User.objects.filter(pk=old.pk).update(date_joined=timezone.now() - timedelta(days=400))
     suspended = user_factory(username="suspended")
-    user_suspend(user=suspended, actor=None, reason="Spam")
+    user_suspend(ctx=None, user=suspended, reason="Spam")
     protected = user_factory(username="protected")
     TOTPDevice.objects.create(user=protected, name="Phone", confirmed=True)
     keyed = user_factory(username="keyed")
@@ -362,7 +362,7 @@ def test_a_suspension_needs_a_reason_and_a_future_end(
 
 
 def test_suspending_a_suspended_user_changes_nothing(support: Client, user: User) -> None:
-    user_suspend(user=user, actor=None, reason="First")
+    user_suspend(ctx=None, user=user, reason="First")
     response = support.post(
         reverse("admin:accounts_user_suspend", args=[user.pk]), {"reason": "Second"}
     )
@@ -446,7 +446,7 @@ def test_bulk_suspension_answers_400_on_an_invalid_form(support: Client, user: U
 
 
 def test_a_suspended_user_with_the_right_password_is_told(user: User) -> None:
-    user_suspend(user=user, actor=None, reason="Spam")
+    user_suspend(ctx=None, user=user, reason="Spam")
     client = Client()
     response = client.post(
         reverse("account_login"), {"login": "alice", "password": PASSWORD}, follow=True
@@ -459,7 +459,7 @@ def test_a_suspended_user_with_the_right_password_is_told(user: User) -> None:
 
 
 def test_a_suspended_user_with_a_wrong_password_gets_the_ordinary_error(user: User) -> None:
-    user_suspend(user=user, actor=None, reason="Spam")
+    user_suspend(ctx=None, user=user, reason="Spam")
     client = Client()
     response = client.post(
         reverse("account_login"), {"login": "alice", "password": "wrong-password-1"}
@@ -473,7 +473,7 @@ def test_a_suspended_user_with_a_wrong_password_gets_the_ordinary_error(user: Us
 
 def test_an_ended_suspension_is_lifted_at_sign_in(user: User) -> None:
     user_suspend(
-        user=user, actor=None, reason="Cooling off", until=timezone.now() + timedelta(hours=1)
+        ctx=None, user=user, reason="Cooling off", until=timezone.now() + timedelta(hours=1)
     )
     User.objects.filter(pk=user.pk).update(suspended_until=timezone.now() - timedelta(minutes=1))
 
@@ -487,7 +487,7 @@ def test_an_ended_suspension_is_lifted_at_sign_in(user: User) -> None:
 
 def test_a_running_timed_suspension_still_refuses_sign_in(user: User) -> None:
     user_suspend(
-        user=user, actor=None, reason="Cooling off", until=timezone.now() + timedelta(hours=1)
+        ctx=None, user=user, reason="Cooling off", until=timezone.now() + timedelta(hours=1)
     )
     client = Client()
     response = client.post(
@@ -503,8 +503,8 @@ def test_the_command_lifts_ended_suspensions(user_factory: Callable[..., User]) 
     running = user_factory(username="running")
     forever = user_factory(username="forever")
     for u in (over, running):
-        user_suspend(user=u, actor=None, reason="Timed", until=timezone.now() + timedelta(hours=1))
-    user_suspend(user=forever, actor=None, reason="Until restored")
+        user_suspend(ctx=None, user=u, reason="Timed", until=timezone.now() + timedelta(hours=1))
+    user_suspend(ctx=None, user=forever, reason="Until restored")
     User.objects.filter(pk=over.pk).update(suspended_until=timezone.now() - timedelta(seconds=1))
     mail.outbox.clear()
 
@@ -529,7 +529,7 @@ def test_the_command_lifts_ended_suspensions(user_factory: Callable[..., User]) 
 
 
 def test_restoring_lifts_a_suspension(support: Client, user: User) -> None:
-    user_suspend(user=user, actor=None, reason="Spam", until=timezone.now() + timedelta(days=1))
+    user_suspend(ctx=None, user=user, reason="Spam", until=timezone.now() + timedelta(days=1))
     assert support.get(reverse("admin:accounts_user_restore", args=[user.pk])).status_code == 200
     assert state_of(user)["state"] == "suspended"
 
@@ -546,7 +546,7 @@ def test_restoring_lifts_a_suspension(support: Client, user: User) -> None:
 
 
 def test_restoring_cancels_a_pending_deletion(support: Client, user: User) -> None:
-    account_deletion_schedule(user=user, actor=user, request=None)
+    account_deletion_schedule(ctx=None, user=user)
     response = support.post(reverse("admin:accounts_user_restore", args=[user.pk]))
     assert response.status_code == 302
     row = state_of(user)
@@ -684,7 +684,7 @@ def test_purging_at_once(security: Client, user: User) -> None:
     pk = user.pk
     browser = sign_in("alice")
     give_every_factor(user)
-    audit_record(action=Action.PROFILE_UPDATED, subject=user, actor=user)
+    audit_record(ctx=None, action=Action.PROFILE_UPDATED, subject=user, actor=user)
     assert security.get(reverse("admin:accounts_user_purge", args=[pk])).status_code == 200
 
     response = security.post(reverse("admin:accounts_user_purge", args=[pk]), {"username": "alice"})
@@ -839,8 +839,8 @@ def test_restoring_in_bulk(support: Client, user_factory: Callable[..., User]) -
     alice = user_factory(username="alice")
     bob = user_factory(username="bob")
     carol = user_factory(username="carol")
-    user_suspend(user=alice, actor=None, reason="Spam")
-    account_deletion_schedule(user=bob, actor=bob, request=None)
+    user_suspend(ctx=None, user=alice, reason="Spam")
+    account_deletion_schedule(ctx=None, user=bob)
     mail.outbox.clear()
 
     response = support.post(

@@ -182,10 +182,10 @@ def test_forbidden_targets(
         target = user_factory(username="boss", is_superuser=True)
     elif kind == "suspended":
         target = user_factory(username="target")
-        user_suspend(user=target, actor=None, reason="Spam")
+        user_suspend(ctx=None, user=target, reason="Spam")
     elif kind == "pending_deletion":
         target = user_factory(username="target")
-        account_deletion_schedule(user=target, actor=target, request=None)
+        account_deletion_schedule(ctx=None, user=target)
     else:
         target = agent
 
@@ -520,3 +520,149 @@ def test_signing_out_while_impersonating_records_the_end(
     client.post(reverse("account_logout"))
     event = AuditEvent.objects.get(action="impersonation.ended")
     assert event.actor == agent and event.subject == user
+
+
+# --- When the staff member loses their access ---------------------------------------------
+
+
+def _boss(user_factory: Callable[..., User]) -> Any:
+    from accounts.actor import Actor
+
+    boss = user_factory(username="boss", is_staff=True, is_superuser=True)
+    return lambda subject: Actor(user=boss, subject=subject, surface="admin", ip="192.0.2.1")
+
+
+def _ended(client: Client) -> bool:
+    response = client.get(reverse("settings_home"))
+    return response.status_code == 302 and signed_in_as(client) is None
+
+
+@pytest.mark.parametrize("how", ["suspend", "schedule_deletion", "purge"])
+def test_the_impersonations_end_with_the_staff_member(
+    agent_client: Client, agent: User, user: User, user_factory: Callable[..., User], how: str
+) -> None:
+    from accounts.flows import moderation
+
+    on = _boss(user_factory)
+    client = impersonating(agent_client, user)
+    assert client.get(reverse("settings_home")).status_code == 200
+    assert UserSession.objects.filter(data__impersonated_by=agent.pk).exists()
+
+    if how == "suspend":
+        moderation.suspend_user(ctx=on(agent), reason="Left the company")
+    elif how == "schedule_deletion":
+        moderation.schedule_user_deletion(ctx=on(agent), reason="Left the company")
+    else:
+        moderation.purge_user(ctx=on(agent))
+
+    assert not UserSession.objects.filter(user=user).exists()
+    assert _ended(client)
+    # The user's own sessions are not touched.
+
+
+def test_suspending_a_staff_member_keeps_the_users_own_sessions(
+    agent_client: Client, agent: User, user: User, user_factory: Callable[..., User]
+) -> None:
+    from accounts.flows import moderation
+
+    own = Client()
+    own.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    assert own.get(reverse("settings_home")).status_code == 200
+    client = impersonating(agent_client, user)
+    client.get(reverse("settings_home"))
+
+    moderation.suspend_user(ctx=_boss(user_factory)(agent), reason="Left the company")
+
+    assert own.get(reverse("settings_home")).status_code == 200
+    assert _ended(client)
+
+
+def _lose_access(agent: User, how: str) -> None:
+    if how == "no longer staff":
+        User.objects.filter(pk=agent.pk).update(is_staff=False)
+    else:
+        User.objects.filter(pk=agent.pk).delete()
+
+
+@pytest.mark.parametrize("how", ["no longer staff", "deleted"])
+def test_a_request_of_an_orphaned_impersonation_is_signed_out(
+    agent_client: Client, agent: User, user: User, how: str
+) -> None:
+    client = impersonating(agent_client, user)
+    _lose_access(agent, how)
+
+    response = client.get(reverse("profile"))
+
+    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+    assert signed_in_as(client) is None
+    event = AuditEvent.objects.get(action="impersonation.ended")
+    assert event.subject == user and event.data["staff_gone"] is True
+    assert event.actor_id == (agent.pk if how == "no longer staff" else None)
+
+
+@pytest.mark.parametrize("how", ["no longer staff", "deleted"])
+def test_release_of_an_orphaned_impersonation_redirects(
+    agent_client: Client, agent: User, user: User, how: str
+) -> None:
+    client = impersonating(agent_client, user)
+    _lose_access(agent, how)
+
+    response = client.post(reverse("hijack:release"), {"next": user_page(user)})
+
+    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+    assert signed_in_as(client) is None
+
+
+def test_release_view_itself_signs_an_orphan_out(agent: User, user: User, rf: Any) -> None:
+    """Even without the middleware in front, the release answers a redirect."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.views.impersonation import stop_impersonating
+
+    request = rf.post(reverse("hijack:release"))
+    request.session = SessionStore()
+    request.session["hijack_history"] = [str(agent.pk)]
+    request.user = user
+    User.objects.filter(pk=agent.pk).update(is_staff=False)
+
+    response = stop_impersonating(request)
+
+    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+
+
+# --- What the user sees of it --------------------------------------------------------------
+
+
+def test_the_user_sees_support_not_the_staff_members_address(
+    agent_client: Client, agent: User, user: User
+) -> None:
+    client = impersonating(agent_client, user)
+    client.post(reverse("hijack:release"), {"next": user_page(user)})
+    own = Client()
+    own.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+
+    page = text(own.get(reverse("security_activity")))
+
+    assert "Support started viewing the account as you" in page
+    assert "Support stopped viewing the account as you" in page
+    assert STAFF_IP not in page
+    rows = [row for row in page.split("<tr>") if "Support started viewing" in row]
+    assert rows and "<td>Support</td>" in rows[0]
+
+
+def test_the_export_shows_support_not_the_staff_members_address(
+    agent_client: Client, agent: User, user: User
+) -> None:
+    from accounts.services.export import user_data
+
+    client = impersonating(agent_client, user)
+    client.post(reverse("hijack:release"), {"next": user_page(user)})
+
+    activity = user_data(user=user)["security_activity"]
+
+    shown = [e for e in activity if e["action"].startswith("impersonation.")]
+    assert len(shown) == 2
+    for entry in shown:
+        assert entry["ip_address"] is None and entry["device"] == "Support"
+        assert entry["time"]
+    assert STAFF_IP not in str(activity)

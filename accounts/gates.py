@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from allauth.account.internal.flows.reauthentication import STATE_SESSION_KEY
@@ -136,21 +136,23 @@ GATES: Mapping[str, Gate] = MappingProxyType(
 )
 
 
-def _is_social_connect(match: ResolverMatch, get: QueryDict, post: QueryDict) -> bool:
+def _is_social_connect(match: ResolverMatch, params: Any) -> bool:
     module = getattr(match.func, "__module__", "") or ""
     return module.startswith("allauth.socialaccount.providers") and (
-        post.get("process") == "connect" or get.get("process") == "connect"
+        params.POST.get("process") == "connect" or params.GET.get("process") == "connect"
     )
 
 
-def gate_for(match: ResolverMatch | None, get: QueryDict, post: QueryDict) -> Gate:
-    """The gate of a resolved URL: its row, the social connect rule, or none."""
+def gate_for(match: ResolverMatch | None, params: Any) -> Gate:
+    """The gate of a resolved URL: its row, the social connect rule, or none.
+    ``params`` has the request's ``GET`` and ``POST`` (the body is read only for
+    a provider's login)."""
     if match is None:
         return OPEN
     gate = GATES.get(match.view_name)
     if gate is not None:
         return gate
-    if _is_social_connect(match, get, post):
+    if _is_social_connect(match, params):
         return SOCIAL_CONNECT
     return OPEN
 
@@ -178,7 +180,10 @@ def _recheck_parked_request(request: HttpRequest) -> None:
         match = resolve(parked["path_info"])
     except Resolver404:
         return
-    gate = gate_for(match, QueryDict(parked.get("GET", "")), QueryDict(parked.get("POST", "")))
+    params = SimpleNamespace(
+        GET=QueryDict(parked.get("GET", "")), POST=QueryDict(parked.get("POST", ""))
+    )
+    gate = gate_for(match, params)
     try:
         if is_impersonating(request):
             _refuse_impersonation(gate, write=True)
@@ -204,7 +209,7 @@ class GateMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
-        gate = gate_for(request.resolver_match, request.GET, request.POST)
+        gate = gate_for(request.resolver_match, request)
         write = request.method not in SAFE_METHODS
         if is_impersonating(request):
             _refuse_impersonation(gate, write=write)

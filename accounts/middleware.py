@@ -3,7 +3,6 @@ from __future__ import annotations
 import time
 import zoneinfo
 from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -75,35 +74,3 @@ class SessionActivityMiddleware:
                     )
                 session[self.KEY] = now
         return response
-
-
-class AccountStateMiddleware:
-    """An account scheduled for deletion that signs in sees only the page that lets
-    it cancel the deletion (and can sign out). Everything else redirects there."""
-
-    ALLOWED_URL_NAMES = frozenset(
-        {"deletion_pending", "deletion_cancel", "account_logout", "set_language"}
-    )
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_view(
-        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
-    ) -> HttpResponse | None:
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
-            return None
-        if getattr(user, "state", "active") != "pending_deletion":
-            return None
-        match = request.resolver_match
-        if match is not None and match.view_name in self.ALLOWED_URL_NAMES:
-            return None
-        if request.path.startswith(settings.STATIC_URL):
-            return None
-        from django.shortcuts import redirect
-
-        return redirect("deletion_pending")

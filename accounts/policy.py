@@ -1,7 +1,7 @@
 """The field policy: the one place that decides what users may see and change.
 
-Navigation, templates, views (decorators), forms, the libraries' own URLs
-(``PolicyMiddleware``) and any later API all ask this module. The policy row is
+Navigation, templates, views (decorators), forms, the door of every page
+(``accounts.gates``), the flows and any later API all ask this module. The policy row is
 read from the cache; saving it (``accounts.services.policy.policy_update``)
 replaces the cached copy.
 """
@@ -42,40 +42,6 @@ FIELDS: tuple[str, ...] = (
 
 CACHE_KEY = "accounts:policy:v1"
 _REQUEST_ATTR = "_account_policy"
-
-# The libraries' own URLs that change a policy field. Any view name listed here
-# is checked by PolicyMiddleware: 404 when the field is off, 403 on a write when it
-# is read-only or the master switch is off. Names of apps not installed are inert.
-LIBRARY_URL_FIELDS: Mapping[str, str] = {
-    "account_email": "email",
-    "email": "email",
-    "phone": "phone",
-    "sessions": "sessions",
-    "account_change_password": "password",
-    "account_set_password": "password",
-    "account_change_phone": "phone",
-    "socialaccount_connections": "social",
-    "usersessions_list": "sessions",
-    "otp_webauthn:credential-registration-begin": "passkeys",
-    "otp_webauthn:credential-registration-complete": "passkeys",
-}
-
-
-def library_field(request: HttpRequest) -> str | None:
-    """The policy field a library URL of this request changes, if any: the named
-    pages above, and a social provider's login used to link an account."""
-    match = request.resolver_match
-    if match is None:
-        return None
-    if match.view_name in LIBRARY_URL_FIELDS:
-        return LIBRARY_URL_FIELDS[match.view_name]
-    module = getattr(match.func, "__module__", "") or ""
-    if module.startswith("allauth.socialaccount.providers") and (
-        request.POST.get("process") == "connect" or request.GET.get("process") == "connect"
-    ):
-        return "social"
-    return None
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -241,28 +207,3 @@ class PolicyGuardedForm:
         if not self.policy.editable(self.policy_field):
             raise ValidationError(READ_ONLY_MESSAGE, code="policy")
         return super().clean()  # type: ignore[misc]
-
-
-class PolicyMiddleware:
-    """Applies the policy to the libraries' own URLs (allauth, django-otp-webauthn)."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_view(
-        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
-    ) -> HttpResponse | None:
-        name = library_field(request)
-        if name is None or not request.user.is_authenticated:
-            return None
-        policy = get_policy(request)
-        if is_write(request):
-            require_editable(policy, name)
-            return None
-        require_visible(policy, name)
-        if not policy.enabled:
-            return settings_off_response(request)
-        return None

@@ -26,18 +26,6 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
-# The libraries' URLs whose writes need a recent re-authentication.
-LIBRARY_URLS: frozenset[str] = frozenset(
-    {
-        "account_set_password",
-        "account_email",
-        "socialaccount_connections",
-        "usersessions_list",
-        "otp_webauthn:credential-registration-begin",
-        "otp_webauthn:credential-registration-complete",
-    }
-)
-
 EMAIL_CODE_METHOD = "email_code"
 
 
@@ -115,30 +103,3 @@ def reauthentication_required(view: Callable[..., HttpResponse]) -> Callable[...
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-class ReauthenticationMiddleware:
-    """Applies the same check to the libraries' sensitive URLs (their own checks
-    let a user without password or second factor through)."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_view(
-        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
-    ) -> HttpResponse | None:
-        from accounts.policy import library_field
-
-        match = request.resolver_match
-        if match is None:
-            return None
-        if match.view_name not in LIBRARY_URLS and library_field(request) != "social":
-            return None
-        if request.method in {"GET", "HEAD", "OPTIONS"} or not request.user.is_authenticated:
-            return None
-        if recently_reauthenticated(request):
-            return None
-        return reauthentication_response(request)

@@ -164,3 +164,22 @@ def verify_second_factor(client: Client, user: User) -> Any:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return device
+
+
+@pytest.fixture
+def policy_modes(db: Any) -> Callable[..., Any]:
+    """Sets the policy row directly and forgets the cached copy, without the
+    service's audit event: for tests of the door, not of the policy's editing.
+    ``policy_modes(email="read_only", enabled=False)``."""
+    from accounts.models import AccountPolicy
+    from accounts.policy import forget_policy
+
+    def set_modes(**values: Any) -> Any:
+        row, _created = AccountPolicy.objects.get_or_create(pk=1)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save()
+        forget_policy()
+        return row
+
+    return set_modes

@@ -44,10 +44,19 @@ class ReauthenticationRequired(FlowError):
         super().__init__(message or _("Please confirm it's you first."))
 
 
+IMPERSONATION_REFUSED = _(
+    "You are viewing this account as its owner: this sensitive setting is not "
+    "available while impersonating. Nothing was changed."
+)
+
+
 class ImpersonationRefused(PolicyDenied):
     """A sensitive setting while staff view the account as its owner (403)."""
 
     code = "impersonation.refused"
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(message or IMPERSONATION_REFUSED)
 
 
 class AccessDenied(FlowError):

@@ -431,7 +431,7 @@ def test_bulk_suspension_refuses_no_reason_or_a_past_end(
     support: Client, user: User, data: dict[str, str]
 ) -> None:
     response = bulk(support, [user.pk], **data)
-    assert response.status_code in {200, 400}
+    assert response.status_code == 400
     assert "errorlist" in response.content.decode()
     assert state_of(user)["state"] == "active"
     assert not AuditEvent.objects.filter(action="account.suspended").exists()
@@ -827,7 +827,7 @@ def test_the_admin_has_no_password_page(superuser_client: Client, user: User) ->
             "usable_password": "true",
         },
     )
-    assert response.status_code in {302, 404}
+    assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
     assert is_signed_in(browser)

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent, User
 from accounts.services.audit import Action, audit_record
 from accounts.services.sessions import sessions_end_all
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def grace_period() -> timedelta:
-    return timedelta(days=int(getattr(settings, "ACCOUNT_DELETION_GRACE_DAYS", 30)))
+    return timedelta(days=settings.ACCOUNT_DELETION_GRACE_DAYS)
 
 
 class InvalidTransition(Exception):
@@ -33,9 +33,9 @@ class InvalidTransition(Exception):
 
 
 @transaction.atomic
-def account_deletion_schedule(
-    *, user: User, actor: User | None, request: HttpRequest | None, reason: str = ""
-) -> User:
+def account_deletion_schedule(*, ctx: Actor, user: User, reason: str = "") -> User:
+    """``user`` (the account, not necessarily the actor) goes to ``pending_deletion``;
+    every session ends. The actor is ``ctx.user`` (the user, or staff)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.ACTIVE:
         raise InvalidTransition(locked.state)
@@ -52,9 +52,8 @@ def account_deletion_schedule(
     )  # fmt: skip
     audit_record(
         action=Action.DELETION_SCHEDULED,
+        ctx=ctx,
         subject=locked,
-        actor=actor,
-        request=request,
         data={"scheduled_for": locked.deletion_scheduled_for.isoformat(), "reason": reason},
     )
     sessions_end_all(user=locked)
@@ -62,12 +61,12 @@ def account_deletion_schedule(
 
 
 @transaction.atomic
-def account_deletion_cancel(*, user: User, actor: User | None, request: HttpRequest | None) -> User:
+def account_deletion_cancel(*, ctx: Actor, user: User) -> User:
     """Back to ``active`` (the user during the grace period, or staff restoring)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.PENDING_DELETION:
         raise InvalidTransition(locked.state)
-    owner = actor is not None and actor.pk == locked.pk
+    owner = ctx.user is not None and ctx.user.pk == locked.pk
     if owner and locked.deletion_scheduled_for and locked.deletion_scheduled_for <= timezone.now():
         # The grace period is over: only the purge is left (staff may still restore).
         raise InvalidTransition("grace_period_over")
@@ -81,7 +80,7 @@ def account_deletion_cancel(*, user: User, actor: User | None, request: HttpRequ
             "state", "is_active", "state_changed_at", "state_reason", "deletion_scheduled_for"
         ]
     )  # fmt: skip
-    audit_record(action=Action.DELETION_CANCELLED, subject=locked, actor=actor, request=request)
+    audit_record(ctx=ctx, action=Action.DELETION_CANCELLED, subject=locked)
     return locked
 
 
@@ -91,7 +90,7 @@ def pseudonym(user_id: int) -> str:
 
 
 @transaction.atomic
-def account_purge(*, user: User, actor: User | None, request: HttpRequest | None) -> str:
+def account_purge(*, ctx: Actor, user: User) -> str:
     """Removes the user and their personal data; audit events stay, pseudonymised.
 
     Deleting the row cascades to email addresses, linked accounts and their tokens,
@@ -108,16 +107,14 @@ def account_purge(*, user: User, actor: User | None, request: HttpRequest | None
     AuditEvent.objects.filter(actor=user).update(actor=None)
     AuditEvent.objects.filter(impersonator=user).update(impersonator=None)
     user.delete()
-    audit_record(
-        action=Action.ACCOUNT_PURGED, subject=None, subject_label=name, actor=actor, request=request
-    )
+    audit_record(ctx=ctx, action=Action.ACCOUNT_PURGED, subject=None, subject_label=name)
     if avatar:
         storage = User._meta.get_field("avatar").storage  # type: ignore[attr-defined]
         transaction.on_commit(lambda: storage.delete(avatar))
     return name
 
 
-def purge_due(*, now: datetime | None = None) -> list[str]:
+def purge_due(*, ctx: Actor, now: datetime | None = None) -> list[str]:
     """Purges every account whose grace period is over. Safe to run again and from
     several places at once: each account is locked and re-checked."""
     now = now or timezone.now()
@@ -134,5 +131,5 @@ def purge_due(*, now: datetime | None = None) -> list[str]:
             )
             if user is None:
                 continue
-            purged.append(account_purge(user=user, actor=None, request=None))
+            purged.append(account_purge(ctx=ctx, user=user))
     return purged

@@ -25,6 +25,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
+from accounts.actor import Actor
 from accounts.images import process_avatar
 from accounts.models import AuditEvent, BackupCode, BackupCodeDevice, User
 from accounts.services.deletion import account_deletion_schedule
@@ -81,7 +82,7 @@ def assert_unchanged(user: User) -> None:
 
 def schedule(user: User) -> User:
     """Scheduled as the page does it (without a request)."""
-    return account_deletion_schedule(user=user, actor=user, request=None)
+    return account_deletion_schedule(ctx=Actor(user=user), user=user)
 
 
 def shown_date(when: datetime | None) -> str:

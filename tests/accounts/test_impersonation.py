@@ -20,6 +20,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.actor import Actor
 from accounts.impersonation import REASON_KEY, STARTED_KEY
 from accounts.models import AuditEvent, BackupCode, User, VerificationCode
 from accounts.services.deletion import account_deletion_schedule
@@ -185,7 +186,7 @@ def test_forbidden_targets(
         user_suspend(user=target, actor=None, reason="Spam")
     elif kind == "pending_deletion":
         target = user_factory(username="target")
-        account_deletion_schedule(user=target, actor=target, request=None)
+        account_deletion_schedule(ctx=Actor(user=target), user=target)
     else:
         target = agent
 

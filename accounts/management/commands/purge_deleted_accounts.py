@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from accounts.actor import cli_actor
 from accounts.services.deletion import purge_due
 
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        purged = purge_due()
+        purged = purge_due(ctx=cli_actor())
         self.stdout.write(f"Purged {len(purged)} account(s).")
         for name in purged:
             self.stdout.write(f"  {name}")

@@ -138,7 +138,7 @@ def policy(db: Any) -> Callable[..., Any]:
     from accounts.services.policy import policy_update
 
     def set_policy(**values: Any) -> Any:
-        return policy_update(actor=None, values=values)
+        return policy_update(ctx=None, values=values)
 
     return set_policy
 

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def grace_period() -> timedelta:
-    return timedelta(days=settings.ACCOUNT_DELETION_GRACE_DAYS)
+    return timedelta(days=int(getattr(settings, "ACCOUNT_DELETION_GRACE_DAYS", 30)))
 
 
 class InvalidTransition(Exception):
@@ -33,9 +33,7 @@ class InvalidTransition(Exception):
 
 
 @transaction.atomic
-def account_deletion_schedule(*, ctx: Actor, user: User, reason: str = "") -> User:
-    """``user`` (the account, not necessarily the actor) goes to ``pending_deletion``;
-    every session ends. The actor is ``ctx.user`` (the user, or staff)."""
+def account_deletion_schedule(*, ctx: Actor | None, user: User, reason: str = "") -> User:
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.ACTIVE:
         raise InvalidTransition(locked.state)
@@ -51,8 +49,8 @@ def account_deletion_schedule(*, ctx: Actor, user: User, reason: str = "") -> Us
         ]
     )  # fmt: skip
     audit_record(
-        action=Action.DELETION_SCHEDULED,
         ctx=ctx,
+        action=Action.DELETION_SCHEDULED,
         subject=locked,
         data={"scheduled_for": locked.deletion_scheduled_for.isoformat(), "reason": reason},
     )
@@ -61,12 +59,12 @@ def account_deletion_schedule(*, ctx: Actor, user: User, reason: str = "") -> Us
 
 
 @transaction.atomic
-def account_deletion_cancel(*, ctx: Actor, user: User) -> User:
+def account_deletion_cancel(*, ctx: Actor | None, user: User) -> User:
     """Back to ``active`` (the user during the grace period, or staff restoring)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.state != User.State.PENDING_DELETION:
         raise InvalidTransition(locked.state)
-    owner = ctx.user is not None and ctx.user.pk == locked.pk
+    owner = ctx is not None and ctx.user is not None and ctx.user.pk == locked.pk
     if owner and locked.deletion_scheduled_for and locked.deletion_scheduled_for <= timezone.now():
         # The grace period is over: only the purge is left (staff may still restore).
         raise InvalidTransition("grace_period_over")
@@ -90,7 +88,7 @@ def pseudonym(user_id: int) -> str:
 
 
 @transaction.atomic
-def account_purge(*, ctx: Actor, user: User) -> str:
+def account_purge(*, ctx: Actor | None, user: User) -> str:
     """Removes the user and their personal data; audit events stay, pseudonymised.
 
     Deleting the row cascades to email addresses, linked accounts and their tokens,
@@ -114,7 +112,7 @@ def account_purge(*, ctx: Actor, user: User) -> str:
     return name
 
 
-def purge_due(*, ctx: Actor, now: datetime | None = None) -> list[str]:
+def purge_due(*, ctx: Actor | None, now: datetime | None = None) -> list[str]:
     """Purges every account whose grace period is over. Safe to run again and from
     several places at once: each account is locked and re-checked."""
     now = now or timezone.now()

@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpRequest
 
 from accounts import policy as policy_module
-from accounts.models import AccountPolicy, PolicyMode, User
+from accounts.actor import Actor
+from accounts.models import AccountPolicy, PolicyMode
 from accounts.services.audit import Action, audit_record
 
 _VALID_MODES = {mode.value for mode in PolicyMode}
@@ -17,9 +17,7 @@ def _snapshot(row: AccountPolicy) -> dict[str, Any]:
 
 
 @transaction.atomic
-def policy_update(
-    *, actor: User | None, values: dict[str, Any], request: HttpRequest | None = None
-) -> AccountPolicy:
+def policy_update(*, ctx: Actor | None, values: dict[str, Any]) -> AccountPolicy:
     """Saves the policy, records before/after, and replaces the cached copy."""
     for name, value in values.items():
         if name == "enabled":
@@ -38,9 +36,8 @@ def policy_update(
     changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
     audit_record(
         action=Action.POLICY_CHANGED,
+        ctx=ctx,
         subject=None,
-        actor=actor,
-        request=request,
         data={"before": before, "after": after, "changed": changed},
     )
     # Forget the cached copy now and again after commit, so no request caches the

@@ -155,7 +155,7 @@ def test_export_contains_everything_and_no_secret(
 def test_export_with_backup_codes(
     signed_in: Client, user: User, secrets_of: dict[str, Any]
 ) -> None:
-    codes = backup_codes_generate(user=user, request=None)
+    codes = backup_codes_generate(user=user, ctx=None)
     reauthenticate(signed_in)
     body, data = exported(download(signed_in))
     backup = data["second_factors"]["backup_codes"]

@@ -23,7 +23,7 @@ class DeletionRefused(FlowError):
     status = 409
 
     def __init__(self) -> None:
-        super().__init__(_("This cannot be done in the account's current state."))
+        super().__init__(_("Your account's current state does not allow this."))
 
 
 def deletion_schedule(*, ctx: Actor) -> User:

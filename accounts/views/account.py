@@ -72,7 +72,7 @@ def _page(request: HttpRequest, form: DeleteAccountForm, status: int = 200) -> H
         "accounts/delete.html",
         {
             "form": form,
-            "grace_days": int(getattr(settings, "ACCOUNT_DELETION_GRACE_DAYS", 30)),
+            "grace_days": settings.ACCOUNT_DELETION_GRACE_DAYS,
             "active_section": "delete",
         },
         status=status,

@@ -26,7 +26,6 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
-from accounts.actor import Actor
 from accounts.admin import CappedCountPaginator
 from accounts.models import AuditEvent, BackupCode, BackupCodeDevice, User
 from accounts.services.audit import Action, audit_record
@@ -547,7 +546,7 @@ def test_restoring_lifts_a_suspension(support: Client, user: User) -> None:
 
 
 def test_restoring_cancels_a_pending_deletion(support: Client, user: User) -> None:
-    account_deletion_schedule(ctx=Actor(user=user), user=user)
+    account_deletion_schedule(ctx=None, user=user)
     response = support.post(reverse("admin:accounts_user_restore", args=[user.pk]))
     assert response.status_code == 302
     row = state_of(user)
@@ -841,7 +840,7 @@ def test_restoring_in_bulk(support: Client, user_factory: Callable[..., User]) -
     bob = user_factory(username="bob")
     carol = user_factory(username="carol")
     user_suspend(user=alice, actor=None, reason="Spam")
-    account_deletion_schedule(ctx=Actor(user=bob), user=bob)
+    account_deletion_schedule(ctx=None, user=bob)
     mail.outbox.clear()
 
     response = support.post(

@@ -546,7 +546,7 @@ def test_restoring_lifts_a_suspension(support: Client, user: User) -> None:
 
 
 def test_restoring_cancels_a_pending_deletion(support: Client, user: User) -> None:
-    account_deletion_schedule(ctx=None, user=user)
+    account_deletion_schedule(user=user, actor=user, request=None)
     response = support.post(reverse("admin:accounts_user_restore", args=[user.pk]))
     assert response.status_code == 302
     row = state_of(user)
@@ -840,7 +840,7 @@ def test_restoring_in_bulk(support: Client, user_factory: Callable[..., User]) -
     bob = user_factory(username="bob")
     carol = user_factory(username="carol")
     user_suspend(user=alice, actor=None, reason="Spam")
-    account_deletion_schedule(ctx=None, user=bob)
+    account_deletion_schedule(user=bob, actor=bob, request=None)
     mail.outbox.clear()
 
     response = support.post(

@@ -51,11 +51,17 @@ class AccountAdapter(DefaultAccountAdapter):
 
             if user.suspended_until <= timezone.now():
                 # A timed suspension that is over ends at sign-in (and by cron).
+                # TODO: call accounts.flows.moderation's restore flow once it exists.
+                from django.db import transaction
+
                 from accounts.notifications import notify_restored
                 from accounts.services.moderation import user_restore
+                from accounts.web import actor_from_request
 
-                user = user_restore(user=user, actor=None, request=request)
-                notify_restored(user)
+                ctx = actor_from_request(request)
+                with transaction.atomic():
+                    user = user_restore(ctx=ctx, user=user)
+                    notify_restored(user)
         return super().pre_login(request, user, **kwargs)
 
     def get_login_stages(self) -> list[str]:

@@ -65,12 +65,14 @@ class SessionActivityMiddleware:
             if now - float(session.get(self.KEY, 0)) >= self.interval:
                 from allauth.usersessions.models import UserSession
 
+                from accounts.services.sessions import session_mark_impersonated
+
                 UserSession.objects.create_from_request(request)
                 history = session.get("hijack_history") or []
                 if history:
                     # Opened by staff impersonating the user: not one of the user's devices.
-                    UserSession.objects.filter(session_key=session.session_key).update(
-                        data={"impersonated_by": int(history[-1])}
+                    session_mark_impersonated(
+                        session_key=session.session_key, impersonator_id=int(history[-1])
                     )
                 session[self.KEY] = now
         return response

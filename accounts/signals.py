@@ -11,9 +11,10 @@ from hijack import signals as hijack_signals
 
 from accounts.flows.impersonation import impersonation_ended, impersonation_started
 from accounts.flows.password import password_changed
+from accounts.flows.sessions import signed_in, signed_out
+from accounts.flows.social import social_linked, social_unlinked
 from accounts.impersonation import REASON_KEY
-from accounts.services.audit import Action, audit_record
-from accounts.services.social import social_account_linked, social_account_unlinked
+from accounts.services.audit import Action
 from accounts.web import actor_from_request
 
 
@@ -34,7 +35,7 @@ def _on_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> N
 
 @receiver(allauth_signals.user_logged_in)
 def _on_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    audit_record(ctx=actor_from_request(request), action=Action.SIGNED_IN, subject=user, actor=user)
+    signed_in(ctx=actor_from_request(request), user=user)
 
 
 @receiver(allauth_signals.user_logged_out)
@@ -42,7 +43,7 @@ def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is None:
         return
     ctx = actor_from_request(request)
-    audit_record(ctx=ctx, action=Action.SIGNED_OUT, subject=user, actor=user)
+    signed_out(ctx=ctx, user=user)
     if ctx.impersonating:
         # Signing out ends an impersonation too.
         impersonation_ended(
@@ -57,12 +58,14 @@ def _on_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 @receiver(social_signals.social_account_added)
 def _on_social_added(sender: Any, request: Any, sociallogin: Any, **kwargs: Any) -> None:
-    social_account_linked(user=sociallogin.user, account=sociallogin.account, request=request)
+    social_linked(
+        ctx=actor_from_request(request), user=sociallogin.user, account=sociallogin.account
+    )
 
 
 @receiver(social_signals.social_account_removed)
 def _on_social_removed(sender: Any, request: Any, socialaccount: Any, **kwargs: Any) -> None:
-    social_account_unlinked(user=request.user, account=socialaccount, request=request)
+    social_unlinked(ctx=actor_from_request(request), user=request.user, account=socialaccount)
 
 
 @receiver(hijack_signals.hijack_started)

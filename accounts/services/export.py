@@ -7,11 +7,11 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from allauth.usersessions.models import UserSession
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.actor import Actor
 from accounts.devices import describe_device
 from accounts.models import AuditEvent, BackupCodeDevice, User
 from accounts.services.audit import Action, audit_record
@@ -105,7 +105,7 @@ def user_data(*, user: User) -> dict[str, Any]:
     }
 
 
-def user_data_export(*, user: User, request: HttpRequest | None) -> dict[str, Any]:
+def user_data_export(*, ctx: Actor | None, user: User) -> dict[str, Any]:
     data = user_data(user=user)
-    audit_record(action=Action.DATA_EXPORTED, subject=user, request=request)
+    audit_record(ctx=ctx, action=Action.DATA_EXPORTED, subject=user)
     return data

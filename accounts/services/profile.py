@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 
+from accounts.actor import Actor
 from accounts.models import User
 from accounts.services.audit import Action, audit_record
 
@@ -20,9 +20,7 @@ class UsernameTaken(Exception):
 
 
 @transaction.atomic
-def profile_update(
-    *, user: User, changes: dict[str, Any], request: HttpRequest | None
-) -> list[str]:
+def profile_update(*, ctx: Actor | None, user: User, changes: dict[str, Any]) -> list[str]:
     """Saves the given profile fields; returns the names of those that changed."""
     unknown = set(changes) - PROFILE_FIELDS
     if unknown:
@@ -35,9 +33,9 @@ def profile_update(
         setattr(user, name, changes[name])
     user.save(update_fields=changed)
     audit_record(
+        ctx=ctx,
         action=Action.PROFILE_UPDATED,
         subject=user,
-        request=request,
         data={"fields": changed, "before": before, "after": {n: changes[n] for n in changed}},
     )
     return changed
@@ -51,14 +49,14 @@ def _delete_file_on_commit(name: str | None) -> None:
 
 
 @transaction.atomic
-def avatar_set(*, user: User, image: ContentFile, request: HttpRequest | None) -> None:
+def avatar_set(*, ctx: Actor | None, user: User, image: ContentFile) -> None:
     """Stores an image already decoded and re-encoded by ``accounts.images``."""
     old = user.avatar.name
     user.avatar.save(f"{uuid.uuid4().hex}.webp", image, save=False)
     new = user.avatar.name or ""
     try:
         user.save(update_fields=["avatar"])
-        audit_record(action=Action.AVATAR_CHANGED, subject=user, request=request)
+        audit_record(ctx=ctx, action=Action.AVATAR_CHANGED, subject=user)
     except Exception:
         # The row was not saved: the new file must not stay behind.
         user.avatar.storage.delete(new)
@@ -67,19 +65,19 @@ def avatar_set(*, user: User, image: ContentFile, request: HttpRequest | None) -
 
 
 @transaction.atomic
-def avatar_remove(*, user: User, request: HttpRequest | None) -> bool:
+def avatar_remove(*, ctx: Actor | None, user: User) -> bool:
     old = user.avatar.name
     if not old:
         return False
     user.avatar = None  # type: ignore[assignment]
     user.save(update_fields=["avatar"])
-    audit_record(action=Action.AVATAR_REMOVED, subject=user, request=request)
+    audit_record(ctx=ctx, action=Action.AVATAR_REMOVED, subject=user)
     _delete_file_on_commit(old)
     return True
 
 
 @transaction.atomic
-def username_change(*, user: User, username: str, request: HttpRequest | None) -> None:
+def username_change(*, ctx: Actor | None, user: User, username: str) -> None:
     """``username`` is already normalised and validated (``accounts.usernames``)."""
     old = user.username
     user.username = username
@@ -90,8 +88,8 @@ def username_change(*, user: User, username: str, request: HttpRequest | None) -
         user.username = old
         raise UsernameTaken from exc
     audit_record(
+        ctx=ctx,
         action=Action.USERNAME_CHANGED,
         subject=user,
-        request=request,
         data={"before": old, "after": username},
     )

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from allauth.usersessions.models import UserSession
-from django.contrib.sessions.backends.base import SessionBase
-from django.http import HttpRequest
 
+from accounts.actor import Actor
 from accounts.models import User
-
-
-def _current_key(request: HttpRequest | None) -> str | None:
-    session: SessionBase | None = getattr(request, "session", None)
-    return session.session_key if session is not None else None
+from accounts.services.audit import Action, audit_record
 
 
 def sessions_end_others(*, user: User, keep_session_key: str) -> int:
@@ -31,29 +26,39 @@ def sessions_end_all(*, user: User) -> int:
     return ended
 
 
-def session_end(*, user: User, session: UserSession, request: HttpRequest | None) -> None:
+def session_end(*, ctx: Actor | None, user: User, session: UserSession) -> None:
     """The user ends one of their sessions: it is dead at once."""
-    from accounts.services.audit import Action, audit_record
-
     info = {"ip": session.ip, "user_agent": session.user_agent[:200]}
     session.end()
-    audit_record(action=Action.SESSION_ENDED, subject=user, request=request, data=info)
+    audit_record(ctx=ctx, action=Action.SESSION_ENDED, subject=user, data=info)
 
 
-def sessions_end_others_by_user(*, user: User, request: HttpRequest) -> int:
+def sessions_end_others_by_user(*, ctx: Actor, user: User) -> int:
     """The user's "end every other session": their own devices only (sessions opened
-    by staff impersonating them are not theirs to see or end)."""
-    from accounts.services.audit import Action, audit_record
-
-    current = _current_key(request)
+    by staff impersonating them are not theirs to see or end); the session acting
+    (``ctx.session_key``) stays."""
     count = 0
-    for session in UserSession.objects.filter(user=user).exclude(session_key=current or ""):
+    for session in UserSession.objects.filter(user=user).exclude(session_key=ctx.session_key):
         if (session.data or {}).get("impersonated_by"):
             continue
         session.end()
         count += 1
     if count:
-        audit_record(
-            action=Action.SESSIONS_ENDED, subject=user, request=request, data={"count": count}
-        )
+        audit_record(ctx=ctx, action=Action.SESSIONS_ENDED, subject=user, data={"count": count})
     return count
+
+
+def signed_in_record(*, ctx: Actor | None, user: User) -> None:
+    audit_record(ctx=ctx, action=Action.SIGNED_IN, subject=user, actor=user)
+
+
+def signed_out_record(*, ctx: Actor | None, user: User) -> None:
+    audit_record(ctx=ctx, action=Action.SIGNED_OUT, subject=user, actor=user)
+
+
+def session_mark_impersonated(*, session_key: str, impersonator_id: int) -> None:
+    """A session opened by staff impersonating the user is not one of the user's
+    devices: the user neither sees nor ends it."""
+    UserSession.objects.filter(session_key=session_key).update(
+        data={"impersonated_by": impersonator_id}
+    )

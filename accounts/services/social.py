@@ -1,17 +1,15 @@
-"""After allauth linked or unlinked a social account: audit and tell the user."""
+"""After allauth linked or unlinked a social account: the audit row."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
-
+from accounts.actor import Actor
 from accounts.models import User
-from accounts.notifications import notify
 from accounts.services.audit import Action, audit_record
 
 
-def _describe(account: Any) -> dict[str, str]:
+def describe_social_account(account: Any) -> dict[str, str]:
     try:
         provider = account.get_provider().name
     except Exception:  # noqa: BLE001 - a provider removed from settings still has accounts
@@ -19,13 +17,13 @@ def _describe(account: Any) -> dict[str, str]:
     return {"provider": str(provider), "account": str(account)[:150]}
 
 
-def social_account_linked(*, user: User, account: Any, request: HttpRequest | None) -> None:
-    info = _describe(account)
-    audit_record(action=Action.SOCIAL_LINKED, subject=user, request=request, data=info)
-    notify(user=user, event="social_linked", request=request, context=info)
+def social_account_linked(*, ctx: Actor | None, user: User, account: Any) -> dict[str, str]:
+    info = describe_social_account(account)
+    audit_record(ctx=ctx, action=Action.SOCIAL_LINKED, subject=user, data=info)
+    return info
 
 
-def social_account_unlinked(*, user: User, account: Any, request: HttpRequest | None) -> None:
-    info = _describe(account)
-    audit_record(action=Action.SOCIAL_UNLINKED, subject=user, request=request, data=info)
-    notify(user=user, event="social_unlinked", request=request, context=info)
+def social_account_unlinked(*, ctx: Actor | None, user: User, account: Any) -> dict[str, str]:
+    info = describe_social_account(account)
+    audit_record(ctx=ctx, action=Action.SOCIAL_UNLINKED, subject=user, data=info)
+    return info

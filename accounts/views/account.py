@@ -15,18 +15,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.flows import deletion as deletion_flows
+from accounts.flows.export import data_export
 from accounts.forms import DeleteAccountForm
 from accounts.models import User
-from accounts.notifications import notify, notify_deletion_scheduled
 from accounts.policy import field_editable, get_policy, section
-from accounts.ratelimit import rate_limit
 from accounts.reauth import reauthentication_required
-from accounts.services.deletion import (
-    InvalidTransition,
-    account_deletion_cancel,
-    account_deletion_schedule,
-)
-from accounts.services.export import user_data_export
+from accounts.web import ctx_for
 
 
 def _user(request: HttpRequest) -> User:
@@ -47,14 +42,12 @@ def export(request: HttpRequest) -> HttpResponse:
 
 @field_editable("data_export")
 @reauthentication_required
-@rate_limit(action="portal_data_export")
 def _download(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    data = user_data_export(user=user, request=request)
-    body = json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2)
-    stamp = timezone.now().strftime("%Y%m%d")
+    # The flow counts the download against the "portal_data_export" rate limit.
+    result = data_export(ctx=ctx_for(request))
+    body = json.dumps(result.data, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="account-{user.pk}-{stamp}.json"'
+    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     response["Cache-Control"] = "no-store"
     return response
 
@@ -79,7 +72,7 @@ def _page(request: HttpRequest, form: DeleteAccountForm, status: int = 200) -> H
         "accounts/delete.html",
         {
             "form": form,
-            "grace_days": int(getattr(settings, "ACCOUNT_DELETION_GRACE_DAYS", 30)),
+            "grace_days": settings.ACCOUNT_DELETION_GRACE_DAYS,
             "active_section": "delete",
         },
         status=status,
@@ -91,12 +84,10 @@ def _page(request: HttpRequest, form: DeleteAccountForm, status: int = 200) -> H
 def _schedule(request: HttpRequest, form: DeleteAccountForm) -> HttpResponse:
     if not form.is_valid():
         return _page(request, form, status=400)
-    user = _user(request)
     try:
-        scheduled = account_deletion_schedule(user=user, actor=user, request=request)
-    except InvalidTransition:
+        scheduled = deletion_flows.deletion_schedule(ctx=ctx_for(request))
+    except deletion_flows.DeletionRefused:
         return redirect("settings_home")
-    notify_deletion_scheduled(scheduled, request)
     logout(request)
     messages.info(
         request,
@@ -118,11 +109,9 @@ def deletion_pending(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def deletion_cancel(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
     try:
-        restored = account_deletion_cancel(user=user, actor=user, request=request)
-    except InvalidTransition:
+        deletion_flows.deletion_cancel(ctx=ctx_for(request))
+    except deletion_flows.DeletionRefused:
         return redirect("settings_home")
-    notify(user=restored, event="deletion_cancelled", request=request)
     messages.success(request, _("Your account will not be deleted. Welcome back."))
     return redirect("settings_home")

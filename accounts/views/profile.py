@@ -18,17 +18,12 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from accounts.flows import profile as flows
 from accounts.forms import AvatarForm, DetailsForm, NameForm, UsernameForm
 from accounts.models import User
 from accounts.policy import field_editable, get_policy, section
 from accounts.reauth import reauthentication_required
-from accounts.services.profile import (
-    UsernameTaken,
-    avatar_remove,
-    avatar_set,
-    profile_update,
-    username_change,
-)
+from accounts.web import ctx_for
 
 TEMPLATE = "accounts/profile.html"
 PROFILE_SECTION = ("name", "avatar", "profile", "username")
@@ -72,7 +67,7 @@ def _user(request: HttpRequest) -> User:
 
 def _form_instance(request: HttpRequest) -> User:
     """A copy for a ModelForm to write into while validating, so the signed-in user
-    is changed only by the service, and only when the form is valid."""
+    is changed only by the flow, and only when the form is valid."""
     return copy.copy(_user(request))
 
 
@@ -102,17 +97,12 @@ def card(request: HttpRequest, card: str) -> HttpResponse:
 @login_required
 @field_editable("name")
 def name_edit(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
     form = NameForm(
         request.POST or None, instance=_form_instance(request), policy=get_policy(request)
     )
     if request.method == "POST":
         if form.is_valid():
-            profile_update(
-                user=user,
-                changes={"display_name": form.cleaned_data["display_name"]},
-                request=request,
-            )
+            flows.name_update(ctx=ctx_for(request), display_name=form.cleaned_data["display_name"])
             return _saved(request, "name", _("Your display name was saved."))
         return _render(request, card="name", form=form, status=400)
     return _render(request, card="name", form=form)
@@ -131,10 +121,9 @@ def details_edit(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST":
         if form.is_valid():
-            profile_update(
-                user=user,
+            flows.details_update(
+                ctx=ctx_for(request),
                 changes={name: form.cleaned_data[name] for name in DetailsForm.Meta.fields},
-                request=request,
             )
             # Answer in the language just chosen.
             if user.language:
@@ -158,9 +147,9 @@ def username_edit(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                username_change(user=user, username=form.cleaned_data["username"], request=request)
-            except UsernameTaken:
-                form.add_error("username", _("This username is taken. Please choose another."))
+                flows.username_change(ctx=ctx_for(request), username=form.cleaned_data["username"])
+            except flows.UsernameTaken as exc:
+                form.add_error("username", str(exc.message))
             else:
                 return _saved(request, "username", _("Your username was changed."))
         return _render(request, card="username", form=form, status=400)
@@ -176,7 +165,7 @@ def username_edit(request: HttpRequest) -> HttpResponse:
 def avatar_upload(request: HttpRequest) -> HttpResponse:
     form = AvatarForm(request.POST, request.FILES, policy=get_policy(request))
     if form.is_valid():
-        avatar_set(user=_user(request), image=form.cleaned_data["avatar"], request=request)
+        flows.avatar_upload(ctx=ctx_for(request), image=form.cleaned_data["avatar"])
         return _saved(request, "avatar", _("Your picture was saved."))
     return _render(request, card="avatar", form=form, status=400)
 
@@ -185,5 +174,5 @@ def avatar_upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @field_editable("avatar")
 def avatar_delete(request: HttpRequest) -> HttpResponse:
-    avatar_remove(user=_user(request), request=request)
+    flows.avatar_remove(ctx=ctx_for(request))
     return _saved(request, "avatar", _("Your picture was removed."))

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_safe
 
 from accounts.devices import describe_device
 from accounts.policy import get_policy, settings_off_response
-from accounts.selectors import SECURITY_ACTIVITY_DAYS, user_security_activity
+from accounts.selectors.activity import SECURITY_ACTIVITY_DAYS, user_security_activity
 from accounts.services.audit import Action
 from accounts.services.impersonation import SUPPORT_EVENTS
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from allauth.usersessions.models import UserSession
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
+from accounts.flows import sessions as flows
 from accounts.models import User
 from accounts.policy import field_editable, section
 from accounts.reauth import reauthentication_required
-from accounts.selectors import user_sessions_list
-from accounts.services.sessions import session_end, sessions_end_others_by_user
+from accounts.selectors.sessions import user_sessions_list
+from accounts.web import ctx_for
 
 
 def _user(request: HttpRequest) -> User:
@@ -34,16 +34,12 @@ def sessions(request: HttpRequest) -> HttpResponse:
 @field_editable("sessions")
 @reauthentication_required
 def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    # Someone else's session (or one opened by staff) is a 404 (accounts.web).
     try:
-        target = UserSession.objects.get(pk=pk, user=_user(request))
-    except UserSession.DoesNotExist as exc:
-        raise Http404 from exc
-    if (target.data or {}).get("impersonated_by"):
-        raise Http404
-    if target.session_key == request.session.session_key:
-        messages.info(request, _("To end this session, sign out."))
+        flows.session_end(ctx=ctx_for(request), pk=pk)
+    except flows.CurrentSession as exc:
+        messages.info(request, str(exc.message))
         return redirect("sessions")
-    session_end(user=_user(request), session=target, request=request)
     messages.success(request, _("The session was ended."))
     return redirect("sessions")
 
@@ -53,7 +49,7 @@ def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @field_editable("sessions")
 @reauthentication_required
 def sessions_delete_others(request: HttpRequest) -> HttpResponse:
-    count = sessions_end_others_by_user(user=_user(request), request=request)
+    count = flows.sessions_end_others(ctx=ctx_for(request))
     messages.success(
         request, _("Every other session was ended.") if count else _("There was no other session.")
     )

@@ -18,6 +18,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.core.management import call_command
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -25,8 +26,12 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
+from accounts.actor import Actor
+from accounts.flows import deletion as deletion_flows
+from accounts.flows.errors import ImpersonationRefused, ReauthenticationRequired
 from accounts.images import process_avatar
 from accounts.models import AuditEvent, BackupCode, BackupCodeDevice, User
+from accounts.policy import PolicyDenied
 from accounts.services.deletion import account_deletion_schedule
 from accounts.services.mfa import backup_codes_generate
 from accounts.services.profile import avatar_set
@@ -81,7 +86,7 @@ def assert_unchanged(user: User) -> None:
 
 def schedule(user: User) -> User:
     """Scheduled as the page does it (without a request)."""
-    return account_deletion_schedule(user=user, actor=user, request=None)
+    return account_deletion_schedule(ctx=Actor(user=user), user=user)
 
 
 def shown_date(when: datetime | None) -> str:
@@ -352,7 +357,7 @@ def test_a_suspended_users_live_session_turns_anonymous(user: User) -> None:
 @pytest.fixture
 def doomed(user: User) -> dict[str, Any]:
     """A user with everything, scheduled for deletion and past the grace period."""
-    avatar_set(user=user, image=process_avatar(png()), request=None)
+    avatar_set(ctx=None, user=user, image=process_avatar(png()))
     user.refresh_from_db()
     avatar_path = Path(user.avatar.path)
     assert avatar_path.exists()
@@ -362,7 +367,7 @@ def doomed(user: User) -> dict[str, Any]:
     )
     token = SocialToken.objects.create(account=account, token="tok-secret")
     device = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
-    backup_codes_generate(user=user, request=None)
+    backup_codes_generate(user=user, ctx=None)
     backup = BackupCodeDevice.objects.get(user=user)
     scheduled = schedule(user)
     store = SessionStore()
@@ -468,11 +473,17 @@ def test_cancelled_in_time_is_not_purged(
 def test_purge_leaves_no_identifier_in_the_audit_events(
     user: User, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from accounts.services.email import email_change_start
+    from accounts.services.audit import Action, audit_record
     from accounts.services.profile import username_change
 
-    username_change(user=user, username="alice-renamed", request=None)
-    email_change_start(user=user, new_email="alice.next@example.org", request=None)
+    username_change(ctx=None, user=user, username="alice-renamed")
+    # What an email change request records (the address asked for).
+    audit_record(
+        ctx=None,
+        action=Action.EMAIL_CHANGE_REQUESTED,
+        subject=user,
+        data={"new_email": "alice.next@example.org"},
+    )
     schedule(user)
     User.objects.filter(pk=user.pk).update(deletion_scheduled_for=timezone.now())
     purge(django_capture_on_commit_callbacks)
@@ -486,3 +497,79 @@ def test_purge_leaves_no_identifier_in_the_audit_events(
 class _Encoder(json.JSONEncoder):
     def default(self, o: Any) -> Any:
         return str(o)
+
+
+# --- The flows, called as the Account API would call them ------------------------
+
+
+def api(user: User, **extra: Any) -> Actor:
+    return Actor(**{"user": user, "surface": "api", "reauthenticated_at": time.time(), **extra})
+
+
+SCHEDULED = "[Account portal] Your account is scheduled for deletion"
+
+
+def test_the_schedule_flow_tells_the_user_once_committed(user: User) -> None:
+    mail.outbox.clear()
+    with transaction.atomic():
+        scheduled = deletion_flows.deletion_schedule(ctx=api(user))
+        # Inside the transaction nothing has left yet.
+        assert not mail.outbox
+    assert subjects_to(user.email) == [SCHEDULED]
+    assert scheduled.state == User.State.PENDING_DELETION and not scheduled.is_active
+    event = AuditEvent.objects.get(action="account.deletion_scheduled")
+    assert (event.subject, event.actor) == (user, user)
+
+
+def test_a_rolled_back_schedule_tells_no_one(user: User) -> None:
+    mail.outbox.clear()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        deletion_flows.deletion_schedule(ctx=api(user))
+        raise RuntimeError
+    assert_unchanged(user)
+
+
+@pytest.mark.parametrize(
+    ("ctx_extra", "error"),
+    [
+        ({"reauthenticated_at": None}, ReauthenticationRequired),
+        ({"impersonator_id": 999}, ImpersonationRefused),
+    ],
+    ids=["not-reauthenticated", "impersonating"],
+)
+def test_the_schedule_flow_refuses(
+    user: User, ctx_extra: dict[str, Any], error: type[Exception]
+) -> None:
+    mail.outbox.clear()
+    with pytest.raises(error):
+        deletion_flows.deletion_schedule(ctx=api(user, **ctx_extra))
+    assert_unchanged(user)
+
+
+def test_the_schedule_flow_follows_the_policy(user: User, policy: Any) -> None:
+    policy(delete_account="read_only")
+    mail.outbox.clear()
+    with pytest.raises(PolicyDenied):
+        deletion_flows.deletion_schedule(ctx=api(user))
+    assert_unchanged(user)
+
+
+def test_the_flows_refuse_the_wrong_state(user: User) -> None:
+    with pytest.raises(deletion_flows.DeletionRefused):
+        deletion_flows.deletion_cancel(ctx=api(user))
+    deletion_flows.deletion_schedule(ctx=api(user))
+    with pytest.raises(deletion_flows.DeletionRefused):
+        deletion_flows.deletion_schedule(ctx=api(user))
+    User.objects.filter(pk=user.pk).update(deletion_scheduled_for=timezone.now())
+    with pytest.raises(deletion_flows.DeletionRefused):
+        deletion_flows.deletion_cancel(ctx=api(user))
+    assert User.objects.get(pk=user.pk).state == User.State.PENDING_DELETION
+
+
+def test_the_cancel_flow_restores_and_tells_the_user(user: User) -> None:
+    schedule(user)
+    mail.outbox.clear()
+    restored = deletion_flows.deletion_cancel(ctx=api(user))
+    assert restored.state == User.State.ACTIVE and restored.is_active
+    assert subjects_to(user.email) == ["[Account portal] Your account will not be deleted"]
+    assert AuditEvent.objects.get(action="account.deletion_cancelled").actor == user

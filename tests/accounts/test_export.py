@@ -12,7 +12,11 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.actor import Actor
+from accounts.flows.errors import ImpersonationRefused, RateLimited, ReauthenticationRequired
+from accounts.flows.export import data_export
 from accounts.models import AuditEvent, User
+from accounts.policy import PolicyDenied
 from accounts.services.mfa import backup_codes_generate
 from tests.conftest import PASSWORD, reauthenticate
 
@@ -155,7 +159,7 @@ def test_export_contains_everything_and_no_secret(
 def test_export_with_backup_codes(
     signed_in: Client, user: User, secrets_of: dict[str, Any]
 ) -> None:
-    codes = backup_codes_generate(user=user, request=None)
+    codes = backup_codes_generate(user=user, ctx=None)
     reauthenticate(signed_in)
     body, data = exported(download(signed_in))
     backup = data["second_factors"]["backup_codes"]
@@ -273,3 +277,49 @@ def test_requires_sign_in(client: Client) -> None:
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("account_login"))
     assert not AuditEvent.objects.exists()
+
+
+# --- The flow, called as the Account API would call it ---------------------------
+
+
+def api(user: User, **extra: Any) -> Actor:
+    return Actor(**{"user": user, "surface": "api", "reauthenticated_at": time.time(), **extra})
+
+
+def test_the_export_flow_returns_the_data_and_audits(user: User) -> None:
+    result = data_export(ctx=api(user, ip="198.51.100.4"))
+    assert result.data["profile"]["username"] == "alice"
+    assert result.filename.startswith(f"account-{user.pk}-") and result.filename.endswith(".json")
+    event = AuditEvent.objects.get(action="account.data_exported")
+    assert (event.actor, event.ip_address) == (user, "198.51.100.4")
+
+
+def test_the_export_flow_shares_the_pages_rate_limit(user: User) -> None:
+    for _ in range(3):
+        data_export(ctx=api(user))
+    with pytest.raises(RateLimited):
+        data_export(ctx=api(user))
+    assert AuditEvent.objects.filter(action="account.data_exported").count() == 3
+
+
+@pytest.mark.parametrize(
+    ("ctx_extra", "error"),
+    [
+        ({"reauthenticated_at": None}, ReauthenticationRequired),
+        ({"impersonator_id": 999}, ImpersonationRefused),
+    ],
+    ids=["not-reauthenticated", "impersonating"],
+)
+def test_the_export_flow_refuses(
+    user: User, ctx_extra: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        data_export(ctx=api(user, **ctx_extra))
+    assert not AuditEvent.objects.filter(action="account.data_exported").exists()
+
+
+def test_the_export_flow_follows_the_policy(user: User, policy: Any) -> None:
+    policy(data_export="read_only")
+    with pytest.raises(PolicyDenied):
+        data_export(ctx=api(user))
+    assert not AuditEvent.objects.filter(action="account.data_exported").exists()

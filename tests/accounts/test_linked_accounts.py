@@ -10,11 +10,14 @@ import pytest
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from django.core import mail
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import formats, timezone
 
+from accounts.actor import Actor
 from accounts.adapters import SocialAccountAdapter
+from accounts.flows import social as social_flows
 from accounts.models import AuditEvent, User
 from tests.conftest import PASSWORD, reauthenticate
 from tests.helpers import code_from_last_email
@@ -355,3 +358,28 @@ def test_policy_read_only_shows_the_page_without_actions(
     assert "alice-dummy-handle" in page
     assert "Unlink" not in page
     assert "Link an account" not in page
+
+
+# --- The flows the allauth signals call -------------------------------------------
+
+
+def test_the_linked_flow_audits_and_tells_the_user_once_committed(user: User) -> None:
+    account = link(user, "4242")
+    mail.outbox.clear()
+    with transaction.atomic():
+        social_flows.social_linked(
+            ctx=Actor(user=user, ip="198.51.100.4"), user=user, account=account
+        )
+        assert not mail.outbox
+    assert len(subjects_to(user.email)) == 1
+    event = AuditEvent.objects.get(action="social.linked")
+    assert (event.subject, event.actor, event.ip_address) == (user, user, "198.51.100.4")
+    assert event.data["provider"] == "Dummy"
+
+
+def test_the_unlinked_flow_audits_and_tells_the_user(user: User) -> None:
+    account = link(user, "4242")
+    mail.outbox.clear()
+    social_flows.social_unlinked(ctx=Actor(user=user), user=user, account=account)
+    assert len(subjects_to(user.email)) == 1
+    assert AuditEvent.objects.get(action="social.unlinked").data["account"]

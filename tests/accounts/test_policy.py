@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts import policy as policy_module
+from accounts.actor import Actor
 from accounts.models import AccountPolicy, AuditEvent, User, VerificationCode
 from accounts.policy import FIELDS, get_policy
 from accounts.services.policy import policy_update
@@ -289,7 +290,7 @@ def test_policy_is_read_once_per_request(auth_client: Client) -> None:
 
 def test_saving_replaces_the_cached_policy_at_once() -> None:
     assert get_policy().editable("email")
-    policy_update(actor=None, values={"email": "read_only"})
+    policy_update(ctx=None, values={"email": "read_only"})
     assert get_policy().mode("email") == "read_only"
     assert not get_policy().editable("email")
 
@@ -302,7 +303,9 @@ def test_local_memory_cache_expires_within_seconds(settings: Any) -> None:
 
 
 def test_saving_writes_an_audit_event_with_before_and_after(staff_user: User) -> None:
-    policy_update(actor=staff_user, values={"email": "off", "enabled": False})
+    policy_update(
+        ctx=Actor(user=staff_user, surface="admin"), values={"email": "off", "enabled": False}
+    )
     event = AuditEvent.objects.get(action="policy.changed")
     assert event.actor == staff_user
     assert event.data["before"]["email"] == "edit"
@@ -315,9 +318,9 @@ def test_saving_writes_an_audit_event_with_before_and_after(staff_user: User) ->
 
 def test_invalid_modes_are_refused_and_nothing_is_saved() -> None:
     with pytest.raises(ValueError):
-        policy_update(actor=None, values={"email": "maybe"})
+        policy_update(ctx=None, values={"email": "maybe"})
     with pytest.raises(ValueError):
-        policy_update(actor=None, values={"is_staff": "edit"})
+        policy_update(ctx=None, values={"is_staff": "edit"})
     assert AccountPolicy.objects.get(pk=1).email == "edit"
     assert not AuditEvent.objects.exists()
 
@@ -428,7 +431,7 @@ def test_shared_cache_is_replaced_on_save_for_every_process(settings: Any) -> No
     get_policy()  # this process caches the row in Redis
     assert caches["default"].get(policy_module.CACHE_KEY)["modes"]["phone"] == "edit"
     # Another process reading Redis after the save sees the new row.
-    policy_update(actor=None, values={"phone": "off"})
+    policy_update(ctx=None, values={"phone": "off"})
     other_process_cache = caches.create_connection("default")
     assert other_process_cache.get(policy_module.CACHE_KEY) is None
     assert get_policy().mode("phone") == "off"

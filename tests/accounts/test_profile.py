@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import Http404
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
+from accounts.actor import Actor
+from accounts.flows import profile as profile_flows
+from accounts.flows.errors import ImpersonationRefused, ReauthenticationRequired
+from accounts.images import process_avatar
 from accounts.models import AuditEvent, User
+from accounts.policy import PolicyDenied
 from tests.conftest import PASSWORD, reauthenticate
 
 pytestmark = pytest.mark.django_db
@@ -400,3 +409,123 @@ def test_signup_applies_the_same_username_rules(client: Client) -> None:
     assert response.status_code == 200
     assert "reserved" in unescape(response.content.decode())
     assert not User.objects.exists()
+
+
+# --- The flows, called as the Account API would call them ------------------------
+
+
+def api(user: User, **extra: Any) -> Actor:
+    """A non-web surface, re-authenticated a moment ago."""
+    return Actor(**{"user": user, "surface": "api", "reauthenticated_at": time.time(), **extra})
+
+
+def test_the_name_flow_writes_and_audits(user: User) -> None:
+    result = profile_flows.name_update(ctx=api(user, ip="198.51.100.4"), display_name="Alice M.")
+    assert result.changed == ("display_name",)
+    user.refresh_from_db()
+    assert user.display_name == "Alice M."
+    event = AuditEvent.objects.get(action="profile.updated")
+    assert (event.subject, event.actor, event.ip_address) == (user, user, "198.51.100.4")
+    assert event.data["before"] == {"display_name": "Alice Martin"}
+    assert event.data["after"] == {"display_name": "Alice M."}
+
+
+def test_the_same_values_change_and_record_nothing(user: User) -> None:
+    result = profile_flows.name_update(ctx=api(user), display_name="Alice Martin")
+    assert result.changed == ()
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_details_flow_takes_only_personal_details(user: User) -> None:
+    result = profile_flows.details_update(
+        ctx=api(user), changes={"first_name": "Alice", "language": "fr"}
+    )
+    assert set(result.changed) == {"first_name", "language"}
+    user.refresh_from_db()
+    assert (user.first_name, user.language) == ("Alice", "fr")
+    with pytest.raises(ValueError, match="not personal details"):
+        profile_flows.details_update(ctx=api(user), changes={"is_staff": True})
+    assert not User.objects.get(pk=user.pk).is_staff
+
+
+@pytest.mark.parametrize(
+    "reauthenticated_at", [None, time.time() - 24 * 3600], ids=["never", "long-ago"]
+)
+def test_the_username_flow_needs_a_recent_reauthentication(
+    user: User, reauthenticated_at: float | None
+) -> None:
+    ctx = Actor(user=user, surface="api", reauthenticated_at=reauthenticated_at)
+    with pytest.raises(ReauthenticationRequired):
+        profile_flows.username_change(ctx=ctx, username="alice2")
+    user.refresh_from_db()
+    assert user.username == "alice"
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_username_flow_normalises_checks_and_audits(
+    user: User, user_factory: Callable[..., User]
+) -> None:
+    assert profile_flows.username_change(ctx=api(user), username=" Alice.New ") == "alice.new"
+    user.refresh_from_db()
+    assert user.username == "alice.new"
+    event = AuditEvent.objects.get(action="username.changed")
+    assert event.data == {"before": "alice", "after": "alice.new"}
+
+    with pytest.raises(ValidationError):
+        profile_flows.username_change(ctx=api(user), username="admin")
+    user_factory(username="bob")
+    with pytest.raises(profile_flows.UsernameTaken) as taken:
+        profile_flows.username_change(ctx=api(user), username="bob")
+    assert taken.value.code == "username.taken"
+    assert User.objects.get(pk=user.pk).username == "alice.new"
+
+
+FLOWS: dict[str, tuple[str, Callable[[Actor], Any]]] = {
+    "name": ("name", lambda ctx: profile_flows.name_update(ctx=ctx, display_name="Mallory")),
+    "details": (
+        "profile",
+        lambda ctx: profile_flows.details_update(ctx=ctx, changes={"first_name": "Mallory"}),
+    ),
+    "username": ("username", lambda ctx: profile_flows.username_change(ctx=ctx, username="mal")),
+    "avatar": (
+        "avatar",
+        lambda ctx: profile_flows.avatar_upload(
+            ctx=ctx, image=process_avatar(io.BytesIO(image_bytes()))
+        ),
+    ),
+    "avatar remove": ("avatar", lambda ctx: profile_flows.avatar_remove(ctx=ctx)),
+}
+
+
+@pytest.mark.parametrize("name", FLOWS)
+@pytest.mark.parametrize(("mode", "error"), [("read_only", PolicyDenied), ("off", Http404)])
+def test_the_policy_refuses_the_flows_and_nothing_changes(
+    user: User, policy: Callable[..., Any], name: str, mode: str, error: type[Exception]
+) -> None:
+    field, flow = FLOWS[name]
+    policy(**{field: mode})
+    before = User.objects.values().get(pk=user.pk)
+    with pytest.raises(error):
+        flow(api(user))
+    assert User.objects.values().get(pk=user.pk) == before
+    assert not AuditEvent.objects.exclude(action="policy.changed").exists()
+
+
+def test_the_username_flow_is_refused_while_impersonating(user: User, staff_user: User) -> None:
+    with pytest.raises(ImpersonationRefused):
+        profile_flows.username_change(
+            ctx=api(user, impersonator_id=staff_user.pk, surface="web"), username="alice2"
+        )
+    assert User.objects.get(pk=user.pk).username == "alice"
+
+
+def test_the_avatar_flows_store_and_remove_the_picture(user: User) -> None:
+    profile_flows.avatar_upload(ctx=api(user), image=process_avatar(io.BytesIO(image_bytes())))
+    user.refresh_from_db()
+    assert user.avatar.name.endswith(".webp")
+    assert profile_flows.avatar_remove(ctx=api(user)) is True
+    assert profile_flows.avatar_remove(ctx=api(user)) is False
+    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
+        "avatar.changed",
+        "avatar.removed",
+    ]

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client, RequestFactory
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent, User
 from accounts.services.audit import audit_record
 
@@ -35,17 +36,15 @@ def record(
     impersonator: User | None = None,
 ) -> AuditEvent:
     """An audit event written through the service, then moved back in time."""
-    request = None
+    ctx = None
     if user_agent or ip or impersonator:
-        request = RequestFactory().post(
-            "/settings/", HTTP_USER_AGENT=user_agent, REMOTE_ADDR=ip or "127.0.0.1"
+        ctx = Actor(
+            user=actor or subject,
+            impersonator_id=impersonator.pk if impersonator else None,
+            ip=ip or "127.0.0.1",
+            user_agent=user_agent,
         )
-        acting = actor or subject
-        if impersonator is not None:
-            acting.is_hijacked = True  # type: ignore[attr-defined]
-        request.user = acting
-        request.session = {"hijack_history": [impersonator.pk] if impersonator else []}  # type: ignore[assignment]
-    event = audit_record(action=action, subject=subject, actor=actor or subject, request=request)
+    event = audit_record(ctx=ctx, action=action, subject=subject, actor=actor or subject)
     when = (timezone.now() - ago).replace(microsecond=0)
     AuditEvent.objects.filter(pk=event.pk).update(created_at=when)
     event.created_at = when

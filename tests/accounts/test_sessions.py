@@ -18,7 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
+from accounts.actor import Actor
+from accounts.flows import sessions as session_flows
+from accounts.flows.errors import AccessDenied, ImpersonationRefused, ReauthenticationRequired
 from accounts.models import AuditEvent, User
+from accounts.policy import PolicyDenied
 from tests.conftest import PASSWORD, reauthenticate
 
 pytestmark = pytest.mark.django_db
@@ -373,3 +377,77 @@ def test_allauths_sessions_page_ends_nothing(user: User) -> None:
     first.post("/accounts/sessions/", {"action": "logout"})
     assert is_signed_in(second)
     assert UserSession.objects.filter(user=user).count() == 2
+
+
+# --- The flows, called as the Account API would call them ------------------------
+
+
+def api(user: User, session_key: str = "", **extra: Any) -> Actor:
+    return Actor(
+        user=user, surface="api", reauthenticated_at=time.time(), session_key=session_key, **extra
+    )
+
+
+def test_ending_someone_elses_session_is_refused_as_unknown(
+    user: User, user_factory: Callable[..., User]
+) -> None:
+    user_factory(username="bob")
+    bobs = sign_in("bob", ip="192.0.2.99")
+    with pytest.raises(AccessDenied) as refused:
+        session_flows.session_end(ctx=api(user), pk=row_of(bobs).pk)
+    assert refused.value.status == 404
+    with pytest.raises(AccessDenied):
+        session_flows.session_end(ctx=api(user), pk=987654)
+    assert is_signed_in(bobs)
+    assert not AuditEvent.objects.filter(action="session.ended").exists()
+
+
+def test_the_end_flow_ends_one_session_but_not_the_acting_one(user: User) -> None:
+    first, second = sign_in(), sign_in(user_agent=SAFARI_ON_IPHONE)
+    ctx = api(user, session_key=first.session.session_key)
+    with pytest.raises(session_flows.CurrentSession):
+        session_flows.session_end(ctx=ctx, pk=row_of(first).pk)
+    session_flows.session_end(ctx=ctx, pk=row_of(second).pk)
+    assert is_signed_in(first)
+    assert not is_signed_in(second)
+    assert AuditEvent.objects.get(action="session.ended").data["user_agent"] == SAFARI_ON_IPHONE
+
+
+def test_end_others_keeps_the_session_of_the_context(user: User) -> None:
+    first, second, third = sign_in(), sign_in(), sign_in(user_agent=SAFARI_ON_IPHONE)
+    kept = row_of(second)
+    assert session_flows.sessions_end_others(ctx=api(user, session_key=kept.session_key)) == 2
+    assert is_signed_in(second)
+    assert not is_signed_in(first)
+    assert not is_signed_in(third)
+    assert list(UserSession.objects.filter(user=user)) == [kept]
+    assert AuditEvent.objects.get(action="session.others_ended").data == {"count": 2}
+
+
+def test_the_session_flows_need_a_recent_reauthentication(user: User) -> None:
+    first, second = sign_in(), sign_in()
+    ctx = Actor(user=user, surface="api", session_key=first.session.session_key)
+    with pytest.raises(ReauthenticationRequired):
+        session_flows.session_end(ctx=ctx, pk=row_of(second).pk)
+    with pytest.raises(ReauthenticationRequired):
+        session_flows.sessions_end_others(ctx=ctx)
+    assert is_signed_in(second)
+
+
+def test_the_session_flows_follow_the_policy(user: User, policy: Callable[..., Any]) -> None:
+    first, second = sign_in(), sign_in()
+    policy(sessions="read_only")
+    ctx = api(user, session_key=first.session.session_key)
+    with pytest.raises(PolicyDenied):
+        session_flows.session_end(ctx=ctx, pk=row_of(second).pk)
+    with pytest.raises(PolicyDenied):
+        session_flows.sessions_end_others(ctx=ctx)
+    assert is_signed_in(second)
+
+
+def test_the_session_flows_are_refused_while_impersonating(user: User, staff_user: User) -> None:
+    first, second = sign_in(), sign_in()
+    ctx = api(user, session_key=first.session.session_key, impersonator_id=staff_user.pk)
+    with pytest.raises(ImpersonationRefused):
+        session_flows.sessions_end_others(ctx=ctx)
+    assert is_signed_in(second)

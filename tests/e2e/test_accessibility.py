@@ -457,7 +457,7 @@ def test_every_page_has_no_serious_accessibility_violation(
     alice = user_factory(username="alice", display_name="Alice Martin", language=language)
     bob = user_factory(username="bob", password=None, language=language)
     dora = user_factory(username="dora", language=language)
-    account_deletion_schedule(user=dora, actor=dora, request=None)
+    account_deletion_schedule(ctx=None, user=dora)
     sue = user_factory(username="sue", state="suspended", is_active=False, language=language)
     sam = user_factory(username="sam", is_staff=True, is_superuser=True, language=language)
     TOTPDevice.objects.create(user=sam, name="Phone", confirmed=True)

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.actor import cli_actor
 from accounts.models import User
 from accounts.services.mfa import backup_codes_generate
 
@@ -75,7 +76,7 @@ class Command(BaseCommand):
         device = TOTPDevice.objects.create(
             user=user, name="Demo authenticator", confirmed=True, key=DEMO_TOTP_KEY_HEX
         )
-        codes = backup_codes_generate(user=user, request=None)
+        codes = backup_codes_generate(user=user, ctx=cli_actor())
         secret = base64.b32encode(device.bin_key).decode().rstrip("=")
         return secret, codes
 

@@ -1,0 +1,46 @@
+"""The user's own sessions (allauth's usersessions), as the sessions page lists them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.devices import describe_device
+from accounts.models import User
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    pk: int
+    device: str
+    ip: str
+    signed_in: datetime
+    last_seen: datetime
+    current: bool
+
+
+def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRow]:
+    """The user's own sessions, newest activity first. Sessions opened by staff
+    impersonating the user are not the user's devices: they are left out."""
+    # A session unused for longer than the cookie lives has expired.
+    alive_since = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    rows = []
+    sessions = UserSession.objects.filter(user=user, last_seen_at__gte=alive_since)
+    for s in sessions.order_by("-last_seen_at", "-pk"):
+        if (s.data or {}).get("impersonated_by"):
+            continue
+        rows.append(
+            SessionRow(
+                pk=s.pk,
+                device=describe_device(s.user_agent),
+                ip=s.ip,
+                signed_in=s.created_at,
+                last_seen=s.last_seen_at,
+                current=s.session_key == current_key,
+            )
+        )
+    return rows

@@ -43,6 +43,7 @@ FIELDS: tuple[str, ...] = (
 CACHE_KEY = "accounts:policy:v1"
 _REQUEST_ATTR = "_account_policy"
 
+
 @dataclass(frozen=True)
 class Policy:
     enabled: bool = True

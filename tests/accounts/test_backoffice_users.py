@@ -260,7 +260,7 @@ def test_a_users_page_costs_the_same_whatever_its_history(
 ) -> None:
     target = user_factory(username="target")
     TOTPDevice.objects.create(user=target, name="Phone", confirmed=True)
-    backup_codes_generate(user=target, request=None)
+    backup_codes_generate(user=target)
     staff = staff_of(security)
 
     def add(n: int) -> None:
@@ -598,7 +598,7 @@ def give_every_factor(user: User) -> None:
         sign_count=0,
         aaguid="00000000-0000-0000-0000-000000000000",
     )
-    backup_codes_generate(user=user, request=None)
+    backup_codes_generate(user=user)
 
 
 def test_resetting_the_second_factors(support: Client, user: User) -> None:

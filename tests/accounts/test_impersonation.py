@@ -339,7 +339,7 @@ SENSITIVE = [
 @pytest.mark.parametrize("what", SENSITIVE)
 def test_sensitive_settings_refuse(agent_client: Client, user: User, what: str) -> None:
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
-    backup_codes_generate(user=user, request=None)
+    backup_codes_generate(user=user)
     own = Client()
     own.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     assert own.get(reverse("settings_home")).status_code == 200

@@ -45,9 +45,7 @@ class SmsBackend(BaseSmsBackend):
         self.account_sid: str = settings.SMS_TWILIO_ACCOUNT_SID
         self.auth_token: str = settings.SMS_TWILIO_AUTH_TOKEN
         self.from_: str = settings.SMS_TWILIO_FROM
-        self.messaging_service_sid: str = (
-            settings.SMS_TWILIO_MESSAGING_SERVICE_SID
-        )
+        self.messaging_service_sid: str = settings.SMS_TWILIO_MESSAGING_SERVICE_SID
         api_base: str = settings.SMS_TWILIO_API_BASE or DEFAULT_API_BASE
         timeout = settings.SMS_TIMEOUT
 

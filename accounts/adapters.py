@@ -19,7 +19,7 @@ class AccountAdapter(DefaultAccountAdapter):
     """The portal's hooks into allauth's sign-up and sign-in flows."""
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
-        return bool(getattr(settings, "PORTAL_SIGNUP_OPEN", True))
+        return bool(settings.PORTAL_SIGNUP_OPEN)
 
     def clean_username(self, username: str, shallow: bool = False) -> str:
         """The portal's username rules (``accounts.usernames``) before allauth's own
@@ -51,17 +51,10 @@ class AccountAdapter(DefaultAccountAdapter):
 
             if user.suspended_until <= timezone.now():
                 # A timed suspension that is over ends at sign-in (and by cron).
-                # TODO: call accounts.flows.moderation's restore flow once it exists.
-                from django.db import transaction
-
-                from accounts.notifications import notify_restored
-                from accounts.services.moderation import user_restore
+                from accounts.flows.moderation import lift_expired_suspension
                 from accounts.web import actor_from_request
 
-                ctx = actor_from_request(request)
-                with transaction.atomic():
-                    user = user_restore(ctx=ctx, user=user)
-                    notify_restored(user)
+                user = lift_expired_suspension(ctx=actor_from_request(request), user=user)
         return super().pre_login(request, user, **kwargs)
 
     def get_login_stages(self) -> list[str]:

@@ -49,7 +49,7 @@ class SessionActivityMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.interval = int(getattr(settings, "SESSION_ACTIVITY_INTERVAL", 60))
+        self.interval = settings.SESSION_ACTIVITY_INTERVAL
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)

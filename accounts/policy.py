@@ -81,7 +81,7 @@ def _cache_timeout() -> int | None:
     # it expires after a few seconds instead.
     backend = settings.CACHES["default"]["BACKEND"]
     if backend.endswith("LocMemCache"):
-        return int(getattr(settings, "POLICY_LOCAL_CACHE_SECONDS", 5))
+        return int(settings.POLICY_LOCAL_CACHE_SECONDS)
     return None
 
 

@@ -12,7 +12,16 @@ from django.shortcuts import render
 
 from accounts.actor import Actor, Surface
 from accounts.flows.errors import AccessDenied, RateLimited, ReauthenticationRequired
-from accounts.services.audit import client_ip
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address as allauth reads it (its proxy settings apply)."""
+    from allauth.account.adapter import get_adapter
+
+    try:
+        return get_adapter().get_client_ip(request) or None
+    except Exception:  # noqa: BLE001 - a missing or odd address must not block the change
+        return request.META.get("REMOTE_ADDR") or None
 
 
 def _reauthenticated_at(request: HttpRequest) -> float | None:

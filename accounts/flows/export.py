@@ -11,7 +11,8 @@ from django.utils import timezone
 from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.limits import limit_consume
-from accounts.services.export import user_data_export
+from accounts.selectors.export import user_data
+from accounts.services.audit import Action, audit_record
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ def data_export(*, ctx: Actor) -> DataExport:
     gate.check(ctx, field="data_export", reauth=True, sensitive=True)
     limit_consume(ctx, action="portal_data_export")
     user = ctx.target
+    data = user_data(user=user)
     with transaction.atomic():
-        data = user_data_export(ctx=ctx, user=user)
+        audit_record(ctx=ctx, action=Action.DATA_EXPORTED, subject=user)
     stamp = timezone.now().strftime("%Y%m%d")
     return DataExport(data=data, filename=f"account-{user.pk}-{stamp}.json")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from accounts.actor import Actor
@@ -104,17 +103,6 @@ class Action:
         IMPERSONATION_STARTED: _("Support started viewing the account as you"),
         IMPERSONATION_ENDED: _("Support stopped viewing the account as you"),
     }
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    from allauth.account.adapter import get_adapter
-
-    try:
-        return get_adapter().get_client_ip(request) or None
-    except Exception:  # noqa: BLE001 - a missing or odd address must not block the change
-        return request.META.get("REMOTE_ADDR") or None
 
 
 _FROM_CTX: Any = object()

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def grace_period() -> timedelta:
-    return timedelta(days=int(getattr(settings, "ACCOUNT_DELETION_GRACE_DAYS", 30)))
+    return timedelta(days=settings.ACCOUNT_DELETION_GRACE_DAYS)
 
 
 class InvalidTransition(Exception):

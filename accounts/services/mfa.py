@@ -20,9 +20,6 @@ from django_otp_webauthn.models import WebAuthnCredential
 from accounts.actor import Actor
 from accounts.models import BackupCode, BackupCodeDevice, User, backup_code_hash
 from accounts.selectors.mfa import has_backup_codes, real_factors
-
-# Still imported from here by accounts.services.export.
-from accounts.selectors.mfa import passkeys_for as passkeys_for
 from accounts.services.audit import Action, audit_record
 
 _ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i

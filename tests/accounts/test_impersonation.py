@@ -653,7 +653,7 @@ def test_the_user_sees_support_not_the_staff_members_address(
 def test_the_export_shows_support_not_the_staff_members_address(
     agent_client: Client, agent: User, user: User
 ) -> None:
-    from accounts.services.export import user_data
+    from accounts.selectors.export import user_data
 
     client = impersonating(agent_client, user)
     client.post(reverse("hijack:release"), {"next": user_page(user)})

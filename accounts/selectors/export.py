@@ -11,12 +11,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.actor import Actor
 from accounts.devices import describe_device
 from accounts.models import AuditEvent, BackupCodeDevice, User
-from accounts.services.audit import Action, audit_record
+from accounts.selectors.mfa import passkeys_for
+from accounts.services.audit import Action
 from accounts.services.impersonation import SUPPORT_EVENTS
-from accounts.services.mfa import passkeys_for
 
 # Keys a provider may put in a linked account's data that are credentials, not facts.
 _SECRET_KEYS = {"access_token", "refresh_token", "id_token", "token", "secret", "code"}
@@ -103,9 +102,3 @@ def user_data(*, user: User) -> dict[str, Any]:
             for e in AuditEvent.objects.filter(subject=user).order_by("-created_at", "-id")
         ],
     }
-
-
-def user_data_export(*, ctx: Actor | None, user: User) -> dict[str, Any]:
-    data = user_data(user=user)
-    audit_record(ctx=ctx, action=Action.DATA_EXPORTED, subject=user)
-    return data

@@ -34,6 +34,7 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import Resolver404, ResolverMatch, resolve
+from django.utils.deprecation import MiddlewareMixin
 
 from accounts.impersonation import REFUSED, is_impersonating
 from accounts.policy import (
@@ -194,17 +195,11 @@ def _recheck_parked_request(request: HttpRequest) -> None:
         raise
 
 
-class GateMiddleware:
+class GateMiddleware(MiddlewareMixin):
     """The door of every page, from ``GATES``: the impersonation refusal (403), the
     policy (404 when off, the settings-off page on a read, 403 on a write), a
     recent re-authentication (redirect, the POST kept and replayed), and the
     pending deletion (redirect to the page that cancels it)."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
 
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any

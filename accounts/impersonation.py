@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model, login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.deprecation import MiddlewareMixin
 from hijack import signals as hijack_signals
 
 from accounts.flows.errors import IMPERSONATION_REFUSED
@@ -99,14 +100,8 @@ def sign_out_orphan(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("account_login"))
 
 
-class ImpersonationMiddleware:
+class ImpersonationMiddleware(MiddlewareMixin):
     """Expiry (the refusal of sensitive settings is ``accounts.gates.GateMiddleware``)."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
 
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any

@@ -3,12 +3,12 @@ place that turns a flow's refusal into a page (``FlowErrorMiddleware``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.deprecation import MiddlewareMixin
 
 from accounts.actor import Actor, Surface
 from accounts.flows.errors import AccessDenied, RateLimited, ReauthenticationRequired
@@ -71,16 +71,10 @@ def rate_limited_response(request: HttpRequest, error: RateLimited) -> HttpRespo
     return response
 
 
-class FlowErrorMiddleware:
+class FlowErrorMiddleware(MiddlewareMixin):
     """Turns a flow's refusal into the web answer: 404 for someone else's object,
     403 for staff without the right, 429 with the limit page, and the
     re-authentication page for a change that needs a fresh proof."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, AccessDenied):

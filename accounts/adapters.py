@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -101,7 +101,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             require_editable(get_policy(request), "social")
         super().pre_social_login(request, sociallogin)
 
-    error_messages = {
+    error_messages: ClassVar[dict[str, Any]] = {
         **DefaultSocialAccountAdapter.error_messages,
         "no_password": _(
             "This linked account is your only way to sign in: your account has no password. "

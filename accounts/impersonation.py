@@ -90,7 +90,7 @@ def sign_out_orphan(request: HttpRequest) -> HttpResponse:
         ctx = replace(actor_from_request(request), impersonator_id=None)
         impersonation_ended(
             ctx=ctx,
-            user=user,  # type: ignore[arg-type]
+            user=user,
             staff_id=None,
             reason=request.session.get(REASON_KEY, ""),
             staff_gone=True,

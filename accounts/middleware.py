@@ -25,7 +25,7 @@ class UserPreferencesMiddleware:
         if user is not None and user.is_authenticated:
             if user.language in self.languages:
                 translation.activate(user.language)
-                request.LANGUAGE_CODE = user.language  # type: ignore[attr-defined]
+                request.LANGUAGE_CODE = user.language
             try:
                 timezone.activate(zoneinfo.ZoneInfo(user.time_zone))
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -67,7 +67,7 @@ class User(AbstractUser):
         _("deletion scheduled for"), null=True, blank=True
     )
 
-    objects: ClassVar[PortalUserManager] = PortalUserManager()  # type: ignore[assignment]
+    objects: ClassVar[PortalUserManager] = PortalUserManager()
 
     class Meta:
         verbose_name = _("user")

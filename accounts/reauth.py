@@ -48,7 +48,7 @@ def record_email_code_reauthentication(request: HttpRequest) -> None:
         request,
         request.user,
         method=EMAIL_CODE_METHOD,
-        reauthenticated=True,  # type: ignore[arg-type]
+        reauthenticated=True,
     )
 
 

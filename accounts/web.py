@@ -45,7 +45,7 @@ def actor_from_request(
     history = (session.get("hijack_history") or []) if session is not None else []
     user = request.user if request.user.is_authenticated else None
     return Actor(
-        user=user,  # type: ignore[arg-type]
+        user=user,
         subject=subject,
         impersonator_id=int(history[-1]) if history else None,
         ip=client_ip(request),

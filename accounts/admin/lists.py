@@ -24,7 +24,7 @@ class CappedCountPaginator(Paginator):
     CAP = COUNT_CAP
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         return capped_count(self.object_list, self.CAP)  # type: ignore[arg-type]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
@@ -58,7 +58,7 @@ class Action:
     IMPERSONATION_STARTED = "impersonation.started"
     IMPERSONATION_ENDED = "impersonation.ended"
 
-    LABELS = {
+    LABELS: ClassVar[dict[str, Any]] = {
         POLICY_CHANGED: _("Account policy changed"),
         PROFILE_UPDATED: _("Profile updated"),
         AVATAR_CHANGED: _("Avatar changed"),

@@ -110,7 +110,7 @@ def account_purge(*, ctx: Actor | None, user: User) -> str:
     user.delete()
     audit_record(ctx=ctx, action=Action.ACCOUNT_PURGED, subject=None, subject_label=name)
     if avatar:
-        storage = User._meta.get_field("avatar").storage  # type: ignore[attr-defined]
+        storage = User._meta.get_field("avatar").storage
         transaction.on_commit(lambda: storage.delete(avatar))
     return name
 

@@ -44,7 +44,7 @@ def profile_update(*, ctx: Actor | None, user: User, changes: dict[str, Any]) ->
 def _delete_file_on_commit(name: str | None) -> None:
     if not name:
         return
-    storage = User._meta.get_field("avatar").storage  # type: ignore[attr-defined]
+    storage = User._meta.get_field("avatar").storage
     transaction.on_commit(lambda: storage.delete(name))
 
 
@@ -69,7 +69,7 @@ def avatar_remove(*, ctx: Actor | None, user: User) -> bool:
     old = user.avatar.name
     if not old:
         return False
-    user.avatar = None  # type: ignore[assignment]
+    user.avatar = None
     user.save(update_fields=["avatar"])
     audit_record(ctx=ctx, action=Action.AVATAR_REMOVED, subject=user)
     _delete_file_on_commit(old)

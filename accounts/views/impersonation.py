@@ -35,7 +35,7 @@ class _Acquire(AcquireUserView):
     target: User | None = None
 
     def test_func(self) -> bool:
-        return can_impersonate(hijacker=self.request.user, hijacked=self.target)  # type: ignore[arg-type]
+        return can_impersonate(hijacker=self.request.user, hijacked=self.target)
 
     def get_object(self, queryset: Any = None) -> User:
         assert self.target is not None

@@ -128,7 +128,7 @@ def details_edit(request: HttpRequest) -> HttpResponse:
             # Answer in the language just chosen.
             if user.language:
                 translation.activate(user.language)
-                request.LANGUAGE_CODE = user.language  # type: ignore[attr-defined]
+                request.LANGUAGE_CODE = user.language
             return _saved(request, "details", _("Your personal details were saved."))
         return _render(request, card="details", form=form, status=400)
     return _render(request, card="details", form=form)

@@ -221,7 +221,7 @@ class ReauthCompleteAuthentication(CompleteCredentialAuthenticationView):
             raise webauthn_exceptions.NotAuthenticated()
 
     def complete_auth(self, device: Any) -> None:
-        user: User = self.request.user  # type: ignore[assignment]
+        user: User = self.request.user
         try:
             verified = mfa_flows.reauthenticate_with_key(
                 ctx=actor_from_request(self.request), device=device

@@ -231,7 +231,9 @@ def test_filter_by_subject_and_actor(
     alice = events["alice_suspended"].subject
     bob = events["bob_password"].subject
     agent = events["alice_suspended"].actor
-    assert alice is not None and bob is not None and agent is not None
+    assert alice is not None
+    assert bob is not None
+    assert agent is not None
     assert shown(superuser_client.get(LIST, {"subject__id__exact": alice.pk})) == pks(
         events, "alice_suspended", "alice_profile"
     )
@@ -346,7 +348,8 @@ def test_a_bad_filter_is_refused_by_the_list(
     events: dict[str, AuditEvent], superuser_client: Client, params: dict[str, str]
 ) -> None:
     response = superuser_client.get(LIST, params)
-    assert response.status_code == 302 and response["Location"] == f"{LIST}?e=1"
+    assert response.status_code == 302
+    assert response["Location"] == f"{LIST}?e=1"
 
 
 @pytest.mark.parametrize(

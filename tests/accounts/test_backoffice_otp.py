@@ -60,7 +60,8 @@ def test_staff_with_an_unverified_session_verify_again(staff_user: User) -> None
     assert followed.status_code == 200
 
     done = client.post(target, {"method": "totp", "code": totp_code(device), "next": ADMIN})
-    assert done.status_code == 302 and done["Location"] == ADMIN
+    assert done.status_code == 302
+    assert done["Location"] == ADMIN
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
     assert client.get(ADMIN).status_code == 200
 

@@ -196,13 +196,16 @@ def check_done(action: str, s: Scene, response: Any) -> None:
         assert response.context_data["original"] == s.target
     elif action == "suspend":
         assert (response.status_code, response["Location"]) == (302, user_page)
-        assert target is not None and target.state == User.State.SUSPENDED
+        assert target is not None
+        assert target.state == User.State.SUSPENDED
         assert not target.is_active
         assert not is_signed_in(s.target_client)
         assert AuditEvent.objects.filter(action="account.suspended", actor=s.staff).exists()
     elif action == "restore":
         assert (response.status_code, response["Location"]) == (302, user_page)
-        assert target is not None and target.state == User.State.ACTIVE and target.is_active
+        assert target is not None
+        assert target.state == User.State.ACTIVE
+        assert target.is_active
         assert AuditEvent.objects.filter(action="account.restored", actor=s.staff).exists()
     elif action == "end_sessions":
         assert (response.status_code, response["Location"]) == (302, user_page)
@@ -217,7 +220,8 @@ def check_done(action: str, s: Scene, response: Any) -> None:
         assert AuditEvent.objects.filter(action="mfa.reset", actor=s.staff).exists()
     elif action == "schedule_deletion":
         assert (response.status_code, response["Location"]) == (302, user_page)
-        assert target is not None and target.state == User.State.PENDING_DELETION
+        assert target is not None
+        assert target.state == User.State.PENDING_DELETION
         assert target.deletion_scheduled_for is not None
     elif action == "purge":
         assert response.status_code == 302
@@ -337,7 +341,8 @@ def test_staff_cannot_act_on_themselves(
     assert response.status_code == 403
     assert snapshot(me) == before
     me.refresh_from_db()
-    assert me.state == User.State.ACTIVE and me.is_active
+    assert me.state == User.State.ACTIVE
+    assert me.is_active
     assert client.get(reverse("admin:index")).status_code == 200
 
 
@@ -382,15 +387,18 @@ def test_a_superuser_can_act_on_other_staff(
     assert response.status_code == 302
     found = User.objects.filter(pk=other.pk).first()
     if action == "suspend":
-        assert found is not None and found.state == User.State.SUSPENDED
+        assert found is not None
+        assert found.state == User.State.SUSPENDED
     elif action == "restore":
-        assert found is not None and found.state == User.State.ACTIVE
+        assert found is not None
+        assert found.state == User.State.ACTIVE
     elif action == "end_sessions":
         assert not is_signed_in(other_client)
     elif action == "reset_mfa":
         assert not TOTPDevice.objects.filter(user=other).exists()
     elif action == "schedule_deletion":
-        assert found is not None and found.state == User.State.PENDING_DELETION
+        assert found is not None
+        assert found.state == User.State.PENDING_DELETION
     else:
         assert found is None
 

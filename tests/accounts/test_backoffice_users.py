@@ -200,8 +200,10 @@ def test_the_list_shows_whether_a_second_factor_is_set(
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S)
         for name in re.findall(r'<th class="field-username"><a [^>]*>([^<]+)</a>', row)
     }
-    assert "icon-yes" in rows["protected"] and "icon-no" not in rows["protected"]
-    assert "icon-no" in rows["plain"] and "icon-yes" not in rows["plain"]
+    assert "icon-yes" in rows["protected"]
+    assert "icon-no" not in rows["protected"]
+    assert "icon-no" in rows["plain"]
+    assert "icon-yes" not in rows["plain"]
 
 
 def count_queries(client: Client, url: str) -> tuple[int, list[str]]:
@@ -304,21 +306,27 @@ def test_suspending_a_user(support: Client, user: User) -> None:
     browser = sign_in("alice")
     other_browser = sign_in("alice@example.org")
     page = support.get(reverse("admin:accounts_user_suspend", args=[user.pk]))
-    assert page.status_code == 200 and 'name="reason"' in page.content.decode()
+    assert page.status_code == 200
+    assert 'name="reason"' in page.content.decode()
 
     response = support.post(
         reverse("admin:accounts_user_suspend", args=[user.pk]), {"reason": "  Spam reports  "}
     )
 
-    assert response.status_code == 302 and response["Location"] == user_page(user)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
     user.refresh_from_db()
-    assert user.state == User.State.SUSPENDED and not user.is_active
-    assert user.state_reason == "Spam reports" and user.suspended_until is None
+    assert user.state == User.State.SUSPENDED
+    assert not user.is_active
+    assert user.state_reason == "Spam reports"
+    assert user.suspended_until is None
     assert user.state_changed_at is not None
-    assert not is_signed_in(browser) and not is_signed_in(other_browser)
+    assert not is_signed_in(browser)
+    assert not is_signed_in(other_browser)
     assert not UserSession.objects.filter(user=user).exists()
     event = AuditEvent.objects.get(action="account.suspended")
-    assert event.subject == user and event.actor == staff_of(support)
+    assert event.subject == user
+    assert event.actor == staff_of(support)
     assert event.data == {"reason": "Spam reports", "until": None}
     assert subjects_to("alice@example.org") == ["[Account portal] Your account was suspended"]
 
@@ -412,11 +420,14 @@ def test_suspending_in_bulk(support: Client, user_factory: Callable[..., User]) 
     assert done.status_code == 302
     for u in (alice, bob):
         row = state_of(u)
-        assert row["state"] == "suspended" and not row["is_active"]
+        assert row["state"] == "suspended"
+        assert not row["is_active"]
         assert row["state_reason"] == "Spam wave"
         assert abs(row["suspended_until"] - until) < timedelta(seconds=1)
-    assert not is_signed_in(alices) and not is_signed_in(bobs)
-    assert is_signed_in(carols) and state_of(carol)["state"] == "active"
+    assert not is_signed_in(alices)
+    assert not is_signed_in(bobs)
+    assert is_signed_in(carols)
+    assert state_of(carol)["state"] == "active"
     events = AuditEvent.objects.filter(action="account.suspended")
     assert {e.subject_id for e in events} == {alice.pk, bob.pk}
     assert {e.data["reason"] for e in events} == {"Spam wave"}
@@ -481,7 +492,9 @@ def test_an_ended_suspension_is_lifted_at_sign_in(user: User) -> None:
 
     assert is_signed_in(client)
     row = state_of(user)
-    assert row["state"] == "active" and row["is_active"] and row["suspended_until"] is None
+    assert row["state"] == "active"
+    assert row["is_active"]
+    assert row["suspended_until"] is None
     assert AuditEvent.objects.filter(action="account.restored", subject=user).count() == 1
 
 
@@ -510,11 +523,13 @@ def test_the_command_lifts_ended_suspensions(user_factory: Callable[..., User]) 
 
     call_command("lift_expired_suspensions", stdout=io.StringIO())
 
-    assert state_of(over)["state"] == "active" and state_of(over)["is_active"]
+    assert state_of(over)["state"] == "active"
+    assert state_of(over)["is_active"]
     assert state_of(running)["state"] == "suspended"
     assert state_of(forever)["state"] == "suspended"
     restored = AuditEvent.objects.get(action="account.restored")
-    assert restored.subject == over and restored.actor is None
+    assert restored.subject == over
+    assert restored.actor is None
     assert subjects_to("over@example.org") == ["[Account portal] Your account was restored"]
     assert len(mail.outbox) == 1
 
@@ -535,12 +550,16 @@ def test_restoring_lifts_a_suspension(support: Client, user: User) -> None:
 
     response = support.post(reverse("admin:accounts_user_restore", args=[user.pk]))
 
-    assert response.status_code == 302 and response["Location"] == user_page(user)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
     row = state_of(user)
-    assert row["state"] == "active" and row["is_active"]
-    assert row["state_reason"] == "" and row["suspended_until"] is None
+    assert row["state"] == "active"
+    assert row["is_active"]
+    assert row["state_reason"] == ""
+    assert row["suspended_until"] is None
     event = AuditEvent.objects.get(action="account.restored")
-    assert event.subject == user and event.actor == staff_of(support)
+    assert event.subject == user
+    assert event.actor == staff_of(support)
     assert subjects_to("alice@example.org") == ["[Account portal] Your account was restored"]
     assert sign_in("alice")
 
@@ -550,7 +569,8 @@ def test_restoring_cancels_a_pending_deletion(support: Client, user: User) -> No
     response = support.post(reverse("admin:accounts_user_restore", args=[user.pk]))
     assert response.status_code == 302
     row = state_of(user)
-    assert row["state"] == "active" and row["is_active"]
+    assert row["state"] == "active"
+    assert row["is_active"]
     assert row["deletion_scheduled_for"] is None
     event = AuditEvent.objects.get(action="account.deletion_cancelled")
     assert event.actor == staff_of(support)
@@ -577,11 +597,14 @@ def test_ending_every_session(support: Client, user: User) -> None:
 
     response = support.post(reverse("admin:accounts_user_end_sessions", args=[user.pk]))
 
-    assert response.status_code == 302 and response["Location"] == user_page(user)
-    assert not is_signed_in(first) and not is_signed_in(second)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
+    assert not is_signed_in(first)
+    assert not is_signed_in(second)
     assert not UserSession.objects.filter(user=user).exists()
     event = AuditEvent.objects.get(action="session.all_ended_by_staff")
-    assert event.subject == user and event.actor == staff_of(support)
+    assert event.subject == user
+    assert event.actor == staff_of(support)
     assert event.data == {"count": 2}
     assert state_of(user)["state"] == "active"
     assert sign_in("alice")
@@ -610,13 +633,15 @@ def test_resetting_the_second_factors(support: Client, user: User) -> None:
         {"reason": "Lost phone, identity checked on a call"},
     )
 
-    assert response.status_code == 302 and response["Location"] == user_page(user)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
     assert not TOTPDevice.objects.filter(user=user).exists()
     assert not WebAuthnCredential.objects.filter(user=user).exists()
     assert not BackupCodeDevice.objects.filter(user=user).exists()
     assert not BackupCode.objects.filter(device__user=user).exists()
     event = AuditEvent.objects.get(action="mfa.reset")
-    assert event.subject == user and event.actor == staff_of(support)
+    assert event.subject == user
+    assert event.actor == staff_of(support)
     assert event.data == {"reason": "Lost phone, identity checked on a call"}
     assert subjects_to("alice@example.org") == [
         "[Account portal] Your two-step verification was reset"
@@ -649,14 +674,17 @@ def test_scheduling_a_deletion(security: Client, user: User, settings: Any) -> N
         reverse("admin:accounts_user_schedule_deletion", args=[user.pk]),
         {"reason": "Asked by email"},
     )
-    assert response.status_code == 302 and response["Location"] == user_page(user)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
     row = state_of(user)
-    assert row["state"] == "pending_deletion" and not row["is_active"]
+    assert row["state"] == "pending_deletion"
+    assert not row["is_active"]
     assert row["deletion_scheduled_for"] - timezone.now() > timedelta(days=13, hours=23)
     assert row["deletion_scheduled_for"] - timezone.now() <= timedelta(days=14)
     assert not is_signed_in(browser)
     event = AuditEvent.objects.get(action="account.deletion_scheduled")
-    assert event.actor == staff_of(security) and event.data["reason"] == "Asked by email"
+    assert event.actor == staff_of(security)
+    assert event.data["reason"] == "Asked by email"
     assert len(subjects_to("alice@example.org")) == 1
 
 
@@ -700,7 +728,8 @@ def test_purging_at_once(security: Client, user: User) -> None:
     kept = AuditEvent.objects.filter(subject_label=name)
     assert kept.filter(action="profile.updated", subject__isnull=True, actor__isnull=True).exists()
     purged = AuditEvent.objects.get(action="account.purged")
-    assert purged.subject_label == name and purged.actor == staff_of(security)
+    assert purged.subject_label == name
+    assert purged.actor == staff_of(security)
     assert not AuditEvent.objects.filter(subject_label="alice").exists()
     assert name in text(security.get(reverse("admin:accounts_user_changelist")))
 
@@ -771,7 +800,8 @@ def test_viewers_cannot_edit_a_user(
     )
     assert response.status_code == 403
     user.refresh_from_db()
-    assert user.email == "alice@example.org" and not user.is_staff
+    assert user.email == "alice@example.org"
+    assert not user.is_staff
 
 
 @pytest.fixture
@@ -789,7 +819,8 @@ def test_a_superuser_granting_privileges_is_audited(superuser_client: Client, us
     )
     assert response.status_code == 302
     user.refresh_from_db()
-    assert user.is_staff and user.is_superuser
+    assert user.is_staff
+    assert user.is_superuser
     event = AuditEvent.objects.get(subject=user, action="account.updated_by_staff")
     assert set(event.data["fields"]) == {"is_staff", "is_superuser"}
     assert event.data["before"] == {"is_staff": "False", "is_superuser": "False"}
@@ -801,7 +832,8 @@ def test_group_changes_in_the_admin_are_audited(superuser_client: Client, user: 
     data["groups"] = [str(support_group.pk)]
     assert superuser_client.post(user_page(user), data).status_code == 302
     event = AuditEvent.objects.get(subject=user, action="account.updated_by_staff")
-    assert event.data["groups_before"] == [] and event.data["groups_after"] == ["Support"]
+    assert event.data["groups_before"] == []
+    assert event.data["groups_after"] == ["Support"]
 
 
 @pytest.mark.parametrize(
@@ -813,7 +845,8 @@ def test_identity_cannot_be_changed_in_the_admin(
     """Email and phone change only through the owner's proven flows."""
     superuser_client.post(user_page(user), change_form_data(superuser_client, user, **changes))
     user.refresh_from_db()
-    assert user.email == "alice@example.org" and user.phone == ""
+    assert user.email == "alice@example.org"
+    assert user.phone == ""
     assert EmailAddress.objects.get(user=user, primary=True).email == "alice@example.org"
 
 

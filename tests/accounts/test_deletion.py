@@ -78,7 +78,8 @@ def totp_code(device: TOTPDevice) -> str:
 
 def assert_unchanged(user: User) -> None:
     user.refresh_from_db()
-    assert user.state == User.State.ACTIVE and user.is_active
+    assert user.state == User.State.ACTIVE
+    assert user.is_active
     assert user.deletion_scheduled_for is None
     assert not AuditEvent.objects.filter(action="account.deletion_scheduled").exists()
     assert not subjects_to(user.email)
@@ -141,13 +142,15 @@ def test_the_whole_path(user: User) -> None:
     # Every session is over, this one included.
     assert not UserSession.objects.filter(user=user).exists()
     assert not Session.objects.filter(session_key__in=keys).exists()
-    assert not is_signed_in(first) and not is_signed_in(second)
+    assert not is_signed_in(first)
+    assert not is_signed_in(second)
     for client in (first, second):
         page = client.get(reverse("settings_home"))
         assert page.status_code == 302
         assert page["Location"].startswith(reverse("account_login"))
     event = AuditEvent.objects.get(action="account.deletion_scheduled")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert event.data["scheduled_for"] == user.deletion_scheduled_for.isoformat()
     assert subjects_to(user.email) == ["[Account portal] Your account is scheduled for deletion"]
     date = timezone.localtime(user.deletion_scheduled_for).date().isoformat()
@@ -226,7 +229,8 @@ def test_signing_in_during_the_grace_period_shows_only_the_pending_page(user: Us
     client = sign_in()
     assert is_signed_in(client)
     landing = client.get(reverse("settings_home"))
-    assert landing.status_code == 302 and landing["Location"] == PENDING
+    assert landing.status_code == 302
+    assert landing["Location"] == PENDING
     page = client.get(PENDING)
     assert page.status_code == 200
     assert shown_date(scheduled.deletion_scheduled_for) in text(page)
@@ -291,12 +295,15 @@ def test_cancelling(user: User) -> None:
     client = sign_in()
     mail.outbox.clear()
     response = client.post(reverse("deletion_cancel"))
-    assert response.status_code == 302 and response["Location"] == reverse("settings_home")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("settings_home")
     user.refresh_from_db()
-    assert user.state == User.State.ACTIVE and user.is_active
+    assert user.state == User.State.ACTIVE
+    assert user.is_active
     assert user.deletion_scheduled_for is None
     event = AuditEvent.objects.get(action="account.deletion_cancelled")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert subjects_to(user.email) == ["[Account portal] Your account will not be deleted"]
     home = client.get(reverse("settings_home"))
     assert home.status_code == 200
@@ -337,7 +344,8 @@ def test_a_suspended_user_does_not_get_in(user_factory: Callable[..., User]) -> 
     assert "are not correct" in text(wrong)
     assert not is_signed_in(client)
     home = client.get(reverse("settings_home"))
-    assert home.status_code == 302 and home["Location"].startswith(reverse("account_login"))
+    assert home.status_code == 302
+    assert home["Location"].startswith(reverse("account_login"))
     assert client.get(PENDING)["Location"].startswith(reverse("account_login"))
     assert not UserSession.objects.filter(user=suspended).exists()
     assert not AuditEvent.objects.filter(action="signed_in").exists()
@@ -347,7 +355,8 @@ def test_a_suspended_users_live_session_turns_anonymous(user: User) -> None:
     client = sign_in()
     User.objects.filter(pk=user.pk).update(state="suspended", is_active=False)
     home = client.get(reverse("settings_home"))
-    assert home.status_code == 302 and home["Location"].startswith(reverse("account_login"))
+    assert home.status_code == 302
+    assert home["Location"].startswith(reverse("account_login"))
     assert client.get(PENDING)["Location"].startswith(reverse("account_login"))
 
 
@@ -422,11 +431,13 @@ def test_purge_after_the_grace_period(
     labels = set(kept.values_list("subject_label", flat=True))
     assert len(labels) == 1
     [label] = labels
-    assert label.startswith("deleted-user-") and "alice" not in label
+    assert label.startswith("deleted-user-")
+    assert "alice" not in label
     assert not kept.filter(subject__isnull=False).exists()
     assert not kept.filter(actor__isnull=False).exists()
     purged = AuditEvent.objects.get(action="account.purged")
-    assert purged.subject is None and purged.subject_label == label
+    assert purged.subject is None
+    assert purged.subject_label == label
     assert not AuditEvent.objects.filter(subject_label="alice").exists()
 
 
@@ -516,16 +527,22 @@ def test_the_schedule_flow_tells_the_user_once_committed(user: User) -> None:
         # Inside the transaction nothing has left yet.
         assert not mail.outbox
     assert subjects_to(user.email) == [SCHEDULED]
-    assert scheduled.state == User.State.PENDING_DELETION and not scheduled.is_active
+    assert scheduled.state == User.State.PENDING_DELETION
+    assert not scheduled.is_active
     event = AuditEvent.objects.get(action="account.deletion_scheduled")
     assert (event.subject, event.actor) == (user, user)
 
 
 def test_a_rolled_back_schedule_tells_no_one(user: User) -> None:
     mail.outbox.clear()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        deletion_flows.deletion_schedule(ctx=api(user))
-        raise RuntimeError
+
+    def schedule_then_fail() -> None:
+        with transaction.atomic():
+            deletion_flows.deletion_schedule(ctx=api(user))
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        schedule_then_fail()
     assert_unchanged(user)
 
 
@@ -570,6 +587,7 @@ def test_the_cancel_flow_restores_and_tells_the_user(user: User) -> None:
     schedule(user)
     mail.outbox.clear()
     restored = deletion_flows.deletion_cancel(ctx=api(user))
-    assert restored.state == User.State.ACTIVE and restored.is_active
+    assert restored.state == User.State.ACTIVE
+    assert restored.is_active
     assert subjects_to(user.email) == ["[Account portal] Your account will not be deleted"]
     assert AuditEvent.objects.get(action="account.deletion_cancelled").actor == user

@@ -66,7 +66,8 @@ def test_an_expired_reauthentication_is_not_enough(auth_client: Client, user: Us
 
 def test_the_whole_change(fresh: Client, user: User) -> None:
     response = start(fresh, "New.Address@Example.org")
-    assert response.status_code == 302 and response["Location"] == reverse("email_confirm")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("email_confirm")
     code = code_from_last_email("new.address@example.org")
     # Not changed before the code is entered.
     user.refresh_from_db()
@@ -88,7 +89,8 @@ def test_the_whole_change(fresh: Client, user: User) -> None:
     assert "Your email address was changed" in notice.subject
     assert "new.address@example.org" in notice.body
     assert "/accounts/password/reset/" in notice.body
-    assert notice.alternatives and "text/html" in notice.alternatives[0][1]
+    assert notice.alternatives
+    assert "text/html" in notice.alternatives[0][1]
     # The new address signs in; the old one no longer does.
     assert (
         Client()
@@ -136,7 +138,8 @@ def test_code_cannot_be_reused(fresh: Client, user: User) -> None:
     code = code_from_last_email("new@example.org")
     assert confirm(fresh, code).status_code == 302
     again = confirm(fresh, code)
-    assert again.status_code == 302 and again["Location"] == reverse("email")
+    assert again.status_code == 302
+    assert again["Location"] == reverse("email")
     assert AuditEvent.objects.filter(action="email.changed").count() == 1
 
 
@@ -222,7 +225,8 @@ def test_taken_address_gets_the_same_response_as_a_free_one(
     assert free == taken_result
     # No code went to the taken address; its owner was told instead.
     to_bob = [m for m in mail.outbox if m.to == [bob.email]]
-    assert len(to_bob) == 1 and "Someone tried to use your email address" in to_bob[0].subject
+    assert len(to_bob) == 1
+    assert "Someone tried to use your email address" in to_bob[0].subject
     assert not any(
         m.to == [taken.lower()] and "code" in m.subject.lower()
         for m in mail.outbox
@@ -278,7 +282,8 @@ def test_same_address_as_now_is_refused(fresh: Client) -> None:
 
 def test_confirm_without_a_pending_change(auth_client: Client) -> None:
     response = auth_client.get(reverse("email_confirm"))
-    assert response.status_code == 302 and response["Location"] == reverse("email")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("email")
 
 
 @pytest.mark.parametrize("url_name", ["email", "email_confirm", "email_resend", "email_cancel"])
@@ -431,18 +436,21 @@ def test_the_flow_changes_the_email_from_another_surface(user: User) -> None:
     code = code_from_last_email("new@example.org")
 
     wrong = vc.confirm(ctx=ctx, spec=EMAIL_CHANGE, code=_wrong(code))
-    assert wrong.result is CodeResult.WRONG and not wrong.ok
+    assert wrong.result is CodeResult.WRONG
+    assert not wrong.ok
     with transaction.atomic():
         done = vc.confirm(ctx=ctx, spec=EMAIL_CHANGE, code=code)
         assert not [m for m in mail.outbox if m.to == ["alice@example.org"]]
-    assert done.ok and (done.before, done.after) == ("alice@example.org", "new@example.org")
+    assert done.ok
+    assert (done.before, done.after) == ("alice@example.org", "new@example.org")
     user.refresh_from_db()
     assert user.email == "new@example.org"
     assert list(
         EmailAddress.objects.filter(user=user).values_list("email", "verified", "primary")
     ) == [("new@example.org", True, True)]
     event = AuditEvent.objects.get(action="email.changed")
-    assert event.actor == user and event.subject == user
+    assert event.actor == user
+    assert event.subject == user
     assert event.data == {"before": "alice@example.org", "after": "new@example.org"}
     notice = [m for m in mail.outbox if m.to == ["alice@example.org"]][-1]
     assert "Your email address was changed" in notice.subject

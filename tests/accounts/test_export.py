@@ -146,7 +146,8 @@ def test_export_contains_everything_and_no_secret(
     [session] = data["sessions"]
     assert session["device"] == "Firefox on Windows"
     assert session["ip_address"] == "203.0.113.7"
-    assert session["signed_in"] and session["last_seen"]
+    assert session["signed_in"]
+    assert session["last_seen"]
 
     activity = {e["action"]: e for e in data["security_activity"]}
     assert activity["signed_in"]["description"] == "Signed in"
@@ -173,7 +174,8 @@ def test_export_is_audited(signed_in: Client, user: User) -> None:
     reauthenticate(signed_in)
     exported(download(signed_in))
     event = AuditEvent.objects.get(action="account.data_exported")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert event.ip_address == "203.0.113.7"
 
 
@@ -289,7 +291,8 @@ def api(user: User, **extra: Any) -> Actor:
 def test_the_export_flow_returns_the_data_and_audits(user: User) -> None:
     result = data_export(ctx=api(user, ip="198.51.100.4"))
     assert result.data["profile"]["username"] == "alice"
-    assert result.filename.startswith(f"account-{user.pk}-") and result.filename.endswith(".json")
+    assert result.filename.startswith(f"account-{user.pk}-")
+    assert result.filename.endswith(".json")
     event = AuditEvent.objects.get(action="account.data_exported")
     assert (event.actor, event.ip_address) == (user, "198.51.100.4")
 

@@ -127,4 +127,5 @@ def test_library_french_catalogues_are_complete(package: str) -> None:
     result = subprocess.run(
         ["msgfmt", "--statistics", "-o", "/dev/null", str(po)], capture_output=True, text=True
     )
-    assert "untranslated" not in result.stderr and "fuzzy" not in result.stderr, result.stderr
+    assert "untranslated" not in result.stderr, result.stderr
+    assert "fuzzy" not in result.stderr, result.stderr

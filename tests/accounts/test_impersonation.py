@@ -110,7 +110,9 @@ def test_starting(agent_client: Client, agent: User, user: User) -> None:
     assert client.session[REASON_KEY] == REASON
     assert abs(client.session[STARTED_KEY] - time.time()) < 60
     event = AuditEvent.objects.get(action="impersonation.started")
-    assert event.actor == agent and event.subject == user and event.impersonator == agent
+    assert event.actor == agent
+    assert event.subject == user
+    assert event.impersonator == agent
     assert event.data["reason"] == REASON
     assert event.data["staff"] == "agent"
     assert event.ip_address == STAFF_IP
@@ -261,7 +263,8 @@ def test_changes_made_while_impersonating_name_the_impersonator(
     user.refresh_from_db()
     assert user.display_name == "Alice M."
     event = AuditEvent.objects.get(action="profile.updated")
-    assert event.subject == user and event.impersonator == agent
+    assert event.subject == user
+    assert event.impersonator == agent
 
 
 def _state(user: User) -> dict[str, Any]:
@@ -402,15 +405,20 @@ def test_stopping(agent_client: Client, agent: User, user: User) -> None:
 
     response = client.post(reverse("hijack:release"), {"next": user_page(user)})
 
-    assert response.status_code == 302 and response["Location"] == user_page(user)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
     assert signed_in_as(client) == agent.pk
     assert not client.session.get("hijack_history")
     event = AuditEvent.objects.get(action="impersonation.ended")
-    assert event.actor == agent and event.subject == user and event.impersonator == agent
-    assert event.data["expired"] is False and event.data["staff"] == "agent"
+    assert event.actor == agent
+    assert event.subject == user
+    assert event.impersonator == agent
+    assert event.data["expired"] is False
+    assert event.data["staff"] == "agent"
     # The back-office needs the second factor again.
     page = client.get(user_page(user))
-    assert page.status_code == 302 and page["Location"].startswith(reverse("admin:login"))
+    assert page.status_code == 302
+    assert page["Location"].startswith(reverse("admin:login"))
     again = client.get(page["Location"])
     assert again["Location"] == (
         f"{reverse('reauthenticate_two_factor')}?next={quote(user_page(user), safe='')}"
@@ -466,14 +474,18 @@ def test_it_ends_by_itself(
 
     response = client.get(reverse("profile"))
 
-    assert response.status_code == 302 and response["Location"] == user_page(user)
+    assert response.status_code == 302
+    assert response["Location"] == user_page(user)
     assert signed_in_as(client) == agent.pk
     assert not client.session.get("hijack_history")
     event = AuditEvent.objects.get(action="impersonation.ended")
-    assert event.actor == agent and event.subject == user and event.impersonator == agent
+    assert event.actor == agent
+    assert event.subject == user
+    assert event.impersonator == agent
     assert event.data["expired"] is True
     page = client.get(user_page(user))
-    assert page.status_code == 302 and page["Location"].startswith(reverse("admin:login"))
+    assert page.status_code == 302
+    assert page["Location"].startswith(reverse("admin:login"))
 
 
 def test_an_expired_impersonation_refuses_a_write_too(
@@ -509,7 +521,8 @@ def test_signing_out_while_impersonating_names_the_staff_member(
     assert response.status_code == 302
     assert signed_in_as(client) is None
     signed_out = AuditEvent.objects.get(action="signed_out")
-    assert signed_out.subject == user and signed_out.impersonator == agent
+    assert signed_out.subject == user
+    assert signed_out.impersonator == agent
 
 
 def test_signing_out_while_impersonating_records_the_end(
@@ -519,7 +532,8 @@ def test_signing_out_while_impersonating_records_the_end(
     client.get(reverse("settings_home"))
     client.post(reverse("account_logout"))
     event = AuditEvent.objects.get(action="impersonation.ended")
-    assert event.actor == agent and event.subject == user
+    assert event.actor == agent
+    assert event.subject == user
 
 
 # --- When the staff member loses their access ---------------------------------------------
@@ -593,10 +607,12 @@ def test_a_request_of_an_orphaned_impersonation_is_signed_out(
 
     response = client.get(reverse("profile"))
 
-    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login")
     assert signed_in_as(client) is None
     event = AuditEvent.objects.get(action="impersonation.ended")
-    assert event.subject == user and event.data["staff_gone"] is True
+    assert event.subject == user
+    assert event.data["staff_gone"] is True
     assert event.actor_id == (agent.pk if how == "no longer staff" else None)
 
 
@@ -609,7 +625,8 @@ def test_release_of_an_orphaned_impersonation_redirects(
 
     response = client.post(reverse("hijack:release"), {"next": user_page(user)})
 
-    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login")
     assert signed_in_as(client) is None
 
 
@@ -627,7 +644,8 @@ def test_release_view_itself_signs_an_orphan_out(agent: User, user: User, rf: An
 
     response = stop_impersonating(request)
 
-    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login")
 
 
 # --- What the user sees of it --------------------------------------------------------------
@@ -647,7 +665,8 @@ def test_the_user_sees_support_not_the_staff_members_address(
     assert "Support stopped viewing the account as you" in page
     assert STAFF_IP not in page
     rows = [row for row in page.split("<tr>") if "Support started viewing" in row]
-    assert rows and "<td>Support</td>" in rows[0]
+    assert rows
+    assert "<td>Support</td>" in rows[0]
 
 
 def test_the_export_shows_support_not_the_staff_members_address(
@@ -663,6 +682,7 @@ def test_the_export_shows_support_not_the_staff_members_address(
     shown = [e for e in activity if e["action"].startswith("impersonation.")]
     assert len(shown) == 2
     for entry in shown:
-        assert entry["ip_address"] is None and entry["device"] == "Support"
+        assert entry["ip_address"] is None
+        assert entry["device"] == "Support"
         assert entry["time"]
     assert STAFF_IP not in str(activity)

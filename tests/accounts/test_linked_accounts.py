@@ -169,7 +169,8 @@ def test_unlink_when_the_password_remains(auth_client: Client, user: User) -> No
     assert response["Location"] == reverse("socialaccount_connections")
     assert not SocialAccount.objects.filter(user=user).exists()
     event = AuditEvent.objects.get(action="social.unlinked")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert event.data["provider"] == "Dummy"
     assert subjects_to(user.email) == ["[Account portal] An account was unlinked from yours"]
 
@@ -272,7 +273,8 @@ def test_linking_through_the_provider(auth_client: Client, user: User) -> None:
     account = SocialAccount.objects.get(user=user)
     assert (account.provider, account.uid) == ("dummy", "4242")
     event = AuditEvent.objects.get(action="social.linked")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert event.data["provider"] == "Dummy"
     assert subjects_to(user.email) == ["[Account portal] An account was linked to yours"]
     # It is listed on the page.

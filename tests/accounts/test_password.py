@@ -75,12 +75,14 @@ def test_change_ends_every_other_session_and_keeps_this_one(user: User) -> None:
     ]
 
     event = AuditEvent.objects.get(action="password.changed")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     notices = notifications_to("alice@example.org")
     assert len(notices) == 1
     assert "Your password was changed" in notices[0].subject
     assert "Every other signed-in session has been signed out." in notices[0].body
-    assert can_sign_in(NEW_PASSWORD) and not can_sign_in(PASSWORD)
+    assert can_sign_in(NEW_PASSWORD)
+    assert not can_sign_in(PASSWORD)
 
 
 def test_wrong_current_password_changes_nothing(auth_client: Client, user: User) -> None:
@@ -193,7 +195,8 @@ def test_set_password_requires_an_email_code_reauthentication(
     passwordless.refresh_from_db()
     assert passwordless.check_password(NEW_PASSWORD)
     event = AuditEvent.objects.get(action="password.set")
-    assert event.subject == passwordless and event.actor == passwordless
+    assert event.subject == passwordless
+    assert event.actor == passwordless
     assert [m.subject for m in notifications_to("sol@example.org")] == [
         "[Account portal] Your password was changed"
     ]
@@ -233,10 +236,12 @@ def test_password_reset_by_code_audits_and_ends_every_session(client: Client, us
     assert user.check_password(NEW_PASSWORD)
 
     event = AuditEvent.objects.get(action="password.reset")
-    assert event.subject == user and event.actor is None
+    assert event.subject == user
+    assert event.actor is None
     assert not UserSession.objects.filter(user=user).exists()
     ended = other.get(reverse("settings_home"))
-    assert ended.status_code == 302 and ended["Location"].startswith(reverse("account_login"))
+    assert ended.status_code == 302
+    assert ended["Location"].startswith(reverse("account_login"))
     assert [m.subject for m in notifications_to("alice@example.org")] == [
         "[Account portal] Your password was changed"
     ]

@@ -84,7 +84,8 @@ def test_page_shows_the_form(auth_client: Client) -> None:
     response = auth_client.get(reverse("phone"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'name="phone"' in html and "Add a phone number" in html
+    assert 'name="phone"' in html
+    assert "Add a phone number" in html
     assert html.count("<h1>") == 1
 
 
@@ -103,9 +104,11 @@ def test_add_a_national_number_by_code(auth_client: Client, user: User) -> None:
     assert [message.to for message in locmem.outbox] == [NUMBER]
     code = code_from_sms(NUMBER)
     row = live_codes(user).get()
-    assert row.target == NUMBER and code not in row.code_hash
+    assert row.target == NUMBER
+    assert code not in row.code_hash
     user.refresh_from_db()
-    assert user.phone == "" and not user.phone_verified
+    assert user.phone == ""
+    assert not user.phone_verified
     page = page_text(auth_client, response["Location"])
     assert f"We sent a code by SMS to {NUMBER_SHOWN}." in page
     assert not mail.outbox
@@ -114,9 +117,11 @@ def test_add_a_national_number_by_code(auth_client: Client, user: User) -> None:
     assert confirmed.status_code == 302
     assert confirmed["Location"] == reverse("phone")
     user.refresh_from_db()
-    assert user.phone == NUMBER and user.phone_verified
+    assert user.phone == NUMBER
+    assert user.phone_verified
     event = AuditEvent.objects.get(action="phone.added")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert event.data == {"before": "", "after": NUMBER}
     assert not AuditEvent.objects.filter(action="phone.changed").exists()
     assert len(mail.outbox) == 1
@@ -136,7 +141,8 @@ def test_change_the_number(auth_client: Client, user: User) -> None:
     assert [message.to for message in locmem.outbox] == [NUMBER]
     assert confirm(auth_client, code_from_sms(NUMBER)).status_code == 302
     user.refresh_from_db()
-    assert user.phone == NUMBER and user.phone_verified
+    assert user.phone == NUMBER
+    assert user.phone_verified
     event = AuditEvent.objects.get(action="phone.changed")
     assert event.data == {"before": OTHER_NUMBER, "after": NUMBER}
     assert not AuditEvent.objects.filter(action="phone.added").exists()
@@ -144,7 +150,8 @@ def test_change_the_number(auth_client: Client, user: User) -> None:
     notice = mail.outbox[0]
     assert notice.to == ["alice@example.org"]
     assert "Your phone number was changed" in notice.subject
-    assert OTHER_SHOWN in notice.body and NUMBER_SHOWN in notice.body
+    assert OTHER_SHOWN in notice.body
+    assert NUMBER_SHOWN in notice.body
 
 
 def test_remove_the_number(auth_client: Client, user: User) -> None:
@@ -154,9 +161,11 @@ def test_remove_the_number(auth_client: Client, user: User) -> None:
     assert response.status_code == 302
     assert response["Location"] == reverse("phone")
     user.refresh_from_db()
-    assert user.phone == "" and not user.phone_verified
+    assert user.phone == ""
+    assert not user.phone_verified
     event = AuditEvent.objects.get(action="phone.removed")
-    assert event.subject == user and event.data == {"before": NUMBER}
+    assert event.subject == user
+    assert event.data == {"before": NUMBER}
     assert len(mail.outbox) == 1
     notice = mail.outbox[0]
     assert notice.to == ["alice@example.org"]
@@ -179,7 +188,8 @@ def test_removing_requires_recent_reauthentication(auth_client: Client, user: Us
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_reauthenticate"))
     user.refresh_from_db()
-    assert user.phone == NUMBER and user.phone_verified
+    assert user.phone == NUMBER
+    assert user.phone_verified
     assert not AuditEvent.objects.filter(action="phone.removed").exists()
     assert not mail.outbox
 
@@ -254,7 +264,8 @@ def test_wrong_codes_until_attempts_run_out(auth_client: Client, user: User, set
     assert right.status_code == 400
     assert "Too many wrong codes. Ask for a new one." in unescape(right.content.decode())
     user.refresh_from_db()
-    assert user.phone == "" and not user.phone_verified
+    assert user.phone == ""
+    assert not user.phone_verified
     assert not AuditEvent.objects.filter(action__in=["phone.added", "phone.changed"]).exists()
     assert not mail.outbox
 
@@ -287,7 +298,8 @@ def test_a_code_works_only_once(auth_client: Client, user: User) -> None:
     page = page_text(auth_client, again["Location"])
     assert "There is no phone number waiting for confirmation." in page
     user.refresh_from_db()
-    assert user.phone == "" and not user.phone_verified
+    assert user.phone == ""
+    assert not user.phone_verified
     assert AuditEvent.objects.filter(action="phone.added").count() == 1
     assert [m.subject for m in mail.outbox if "added" in m.subject] == [
         "[Account portal] A phone number was added to your account"
@@ -310,7 +322,8 @@ def test_a_newer_request_kills_the_older_code(auth_client: Client, user: User) -
         assert user.phone == ""
     assert confirm(auth_client, second).status_code == 302
     user.refresh_from_db()
-    assert user.phone == OTHER_NUMBER and user.phone_verified
+    assert user.phone == OTHER_NUMBER
+    assert user.phone_verified
 
 
 def test_resend_is_rate_limited(auth_client: Client, user: User) -> None:
@@ -324,7 +337,8 @@ def test_resend_is_rate_limited(auth_client: Client, user: User) -> None:
     # Once the window has passed, a new code replaces the old one.
     cache.clear()
     resent = auth_client.post(reverse("phone_resend"))
-    assert resent.status_code == 302 and resent["Location"] == reverse("phone_confirm")
+    assert resent.status_code == 302
+    assert resent["Location"] == reverse("phone_confirm")
     assert len(sms_to(NUMBER)) == 2
     second = code_from_sms(NUMBER)
     if first != second:
@@ -339,7 +353,8 @@ def test_cancel_drops_the_pending_code(auth_client: Client, user: User) -> None:
     start(auth_client)
     code = code_from_sms(NUMBER)
     response = auth_client.post(reverse("phone_cancel"))
-    assert response.status_code == 302 and response["Location"] == reverse("phone")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("phone")
     assert not live_codes(user).exists()
     assert auth_client.get(reverse("phone_confirm"))["Location"] == reverse("phone")
     assert confirm(auth_client, code).status_code == 302
@@ -381,7 +396,8 @@ def test_a_number_of_another_account_looks_the_same_but_never_confirms(
     taken = _outward(auth_client, start(auth_client, "06 12 34 56 78"))
     assert not locmem.outbox
     row = live_codes(user).get()
-    assert row.target == NUMBER and not row.deliverable
+    assert row.target == NUMBER
+    assert not row.deliverable
 
     # The same request for the same number once it is free.
     cancel(auth_client)
@@ -390,7 +406,8 @@ def test_a_number_of_another_account_looks_the_same_but_never_confirms(
     free = _outward(auth_client, start(auth_client, "06 12 34 56 78"))
     assert sms_to(NUMBER)
     assert taken == free
-    assert taken[0] == 302 and taken[1] == reverse("phone_confirm")
+    assert taken[0] == 302
+    assert taken[1] == reverse("phone_confirm")
     assert taken[2] == [f"We sent a code by SMS to {NUMBER_SHOWN}."]
 
     # Back to taken: no code is ever sent, and even the issued code is refused.
@@ -408,8 +425,10 @@ def test_a_number_of_another_account_looks_the_same_but_never_confirms(
     assert "That code is not right." in unescape(response.content.decode())
     user.refresh_from_db()
     bob.refresh_from_db()
-    assert user.phone == "" and not user.phone_verified
-    assert bob.phone == NUMBER and bob.phone_verified
+    assert user.phone == ""
+    assert not user.phone_verified
+    assert bob.phone == NUMBER
+    assert bob.phone_verified
     assert not AuditEvent.objects.filter(action__in=["phone.added", "phone.changed"]).exists()
     assert not AuditEvent.objects.filter(subject=bob).exists()
     assert not mail.outbox
@@ -429,7 +448,8 @@ def test_a_number_taken_before_confirming_is_refused(
     assert "Start again." in unescape(response.content.decode())
     user.refresh_from_db()
     bob.refresh_from_db()
-    assert user.phone == "" and not user.phone_verified
+    assert user.phone == ""
+    assert not user.phone_verified
     assert bob.phone == NUMBER
     assert not AuditEvent.objects.filter(action="phone.added").exists()
     assert not mail.outbox
@@ -449,7 +469,8 @@ def test_another_user_cannot_confirm_my_code(
 
     # Bob has nothing pending: he is sent back to his page.
     response = confirm(bob_client, code)
-    assert response.status_code == 302 and response["Location"] == reverse("phone")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("phone")
     # With a pending change of his own, Alice's code is just a wrong code for him.
     reauthenticate(bob_client)
     start(bob_client, "06 98 76 54 32")
@@ -460,7 +481,8 @@ def test_another_user_cannot_confirm_my_code(
     assert live_codes(bob).get().target == OTHER_NUMBER
 
     row = live_codes(user).get()
-    assert row.attempts == 0 and row.used_at is None
+    assert row.attempts == 0
+    assert row.used_at is None
     user.refresh_from_db()
     assert user.phone == ""
     assert confirm(auth_client, code).status_code == 302
@@ -502,9 +524,12 @@ def test_csrf_is_enforced_on_every_write(
     response = client.post(reverse(url_name), data)
     assert response.status_code == 403
     user.refresh_from_db()
-    assert user.phone == OTHER_NUMBER and user.phone_verified
+    assert user.phone == OTHER_NUMBER
+    assert user.phone_verified
     row = live_codes(user).get()
-    assert row.target == NUMBER and row.attempts == 0 and row.used_at is None
+    assert row.target == NUMBER
+    assert row.attempts == 0
+    assert row.used_at is None
     assert VerificationCode.objects.count() == 1
     assert not locmem.outbox
     assert not mail.outbox
@@ -526,9 +551,11 @@ def test_the_flow_adds_a_number_from_another_surface(user: User, settings: Any) 
     (sms,) = sms_to(NUMBER)
     assert "It expires in 10 minutes." in sms.body
     done = vc.confirm(ctx=api_actor(user), spec=PHONE_CHANGE, code=code_from_sms(NUMBER))
-    assert done.ok and (done.before, done.after) == ("", NUMBER)
+    assert done.ok
+    assert (done.before, done.after) == ("", NUMBER)
     user.refresh_from_db()
-    assert user.phone == NUMBER and user.phone_verified
+    assert user.phone == NUMBER
+    assert user.phone_verified
     assert AuditEvent.objects.get(action="phone.added").data == {"before": "", "after": NUMBER}
     assert "A phone number was added to your account" in mail.outbox[-1].subject
     assert phone_delete(ctx=api_actor(user)) == NUMBER

@@ -108,7 +108,8 @@ def test_social_only_user_reauthenticates_with_an_email_code(
     done = social_client.post(
         reverse("reauthenticate_email"), {"code": code, "next": "/settings/email/"}
     )
-    assert done.status_code == 302 and done["Location"] == "/settings/email/"
+    assert done.status_code == 302
+    assert done["Location"] == "/settings/email/"
     assert AuditEvent.objects.filter(action="reauthenticated", subject=social_only).exists()
     # Now the sensitive change goes through.
     response = social_client.post(reverse("email"), {"email": "n@example.org"})

@@ -93,7 +93,8 @@ def test_lists_only_the_users_recent_events_newest_first(
     assert labels == ["Phone number added", "Password changed", "Signed in"]
     html = response.content.decode()
     assert "Username changed" not in html
-    assert "Email address changed" not in html and "Avatar removed" not in html
+    assert "Email address changed" not in html
+    assert "Avatar removed" not in html
     assert html.count("<h1>") == 1
 
 
@@ -150,7 +151,8 @@ def test_changes_made_while_impersonated_are_marked(
     auth_client: Client, user: User, staff_user: User
 ) -> None:
     event = record(user, "phone.removed", impersonator=staff_user, ip="198.51.100.4")
-    assert event.impersonator == staff_user and event.actor == user
+    assert event.impersonator == staff_user
+    assert event.actor == user
     rows = table(auth_client.get(URL))
     assert rows[0][1] == "Phone number removed by staff"
 

@@ -20,10 +20,12 @@ def test_seed_demo_is_idempotent_and_prints_credentials(settings: Any) -> None:
     assert User.objects.count() == 2
     demo = User.objects.get(username="alice")
     staff = User.objects.get(username="sam")
-    assert not demo.is_staff and staff.is_staff
+    assert not demo.is_staff
+    assert staff.is_staff
     assert EmailAddress.objects.filter(verified=True, primary=True).count() == 2
     text = out.getvalue()
-    assert "demo-alice-portal-2026" in text and "demo-sam-backoffice-2026" in text
+    assert "demo-alice-portal-2026" in text
+    assert "demo-sam-backoffice-2026" in text
     assert demo.check_password("demo-alice-portal-2026")
 
 

@@ -184,7 +184,8 @@ def test_ending_another_session_signs_it_out(user: User) -> None:
     reauthenticate(first)
 
     response = end(first, target)
-    assert response.status_code == 302 and response["Location"] == URL
+    assert response.status_code == 302
+    assert response["Location"] == URL
     assert "The session was ended." in unescape(first.get(URL).content.decode())
 
     assert not UserSession.objects.filter(pk=target.pk).exists()
@@ -192,7 +193,8 @@ def test_ending_another_session_signs_it_out(user: User) -> None:
     assert not is_signed_in(second)
     assert is_signed_in(first)
     event = AuditEvent.objects.get(action="session.ended")
-    assert event.subject == user and event.actor == user
+    assert event.subject == user
+    assert event.actor == user
     assert event.data == {"ip": "198.51.100.23", "user_agent": SAFARI_ON_IPHONE}
 
 
@@ -256,7 +258,8 @@ def test_end_every_other_session(user: User) -> None:
     reauthenticate(first)
 
     response = end_others(first)
-    assert response.status_code == 302 and response["Location"] == URL
+    assert response.status_code == 302
+    assert response["Location"] == URL
     assert "Every other session was ended." in unescape(first.get(URL).content.decode())
 
     assert all(not is_signed_in(other) for other in others)
@@ -265,7 +268,8 @@ def test_end_every_other_session(user: User) -> None:
         first.session.session_key
     ]
     event = AuditEvent.objects.get(action="session.others_ended")
-    assert event.subject == user and event.data == {"count": 3}
+    assert event.subject == user
+    assert event.data == {"count": 3}
 
 
 def test_end_every_other_session_with_none_left(user: User) -> None:

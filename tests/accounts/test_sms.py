@@ -398,7 +398,7 @@ def test_twilio_repr_hides_the_token(twilio_settings: Any) -> None:
 def test_twilio_rejects_a_non_e164_recipient_without_a_request(
     twilio_settings: Any, fake_twilio: FakeTwilio, to: str
 ) -> None:
-    with pytest.raises(SmsError, match="E.164"):
+    with pytest.raises(SmsError, match=r"E\.164"):
         send_sms(to, "hello")
 
     assert fake_twilio.requests == []

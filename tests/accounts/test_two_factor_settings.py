@@ -155,7 +155,8 @@ def test_starting_an_app_needs_a_recent_reauthentication(auth_client: Client, us
 
 def test_setting_up_an_app(fresh: Client, user: User) -> None:
     response = fresh.post(reverse("totp_start"))
-    assert response.status_code == 302 and response["Location"] == reverse("totp_confirm")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("totp_confirm")
     device = TOTPDevice.objects.get(user=user)
     assert not device.confirmed
     assert not BackupCodeDevice.objects.exists()
@@ -179,13 +180,15 @@ def test_setting_up_an_app(fresh: Client, user: User) -> None:
 
     wait_out_throttle(device)
     done = fresh.post(reverse("totp_confirm"), {"code": totp_code(device)})
-    assert done.status_code == 302 and done["Location"] == reverse("backup_codes_new")
+    assert done.status_code == 302
+    assert done["Location"] == reverse("backup_codes_new")
     device.refresh_from_db()
     assert device.confirmed
     assert fresh.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
     assert BackupCode.objects.filter(device__user=user, used_at__isnull=True).count() == 10
     actions = audit_actions(user)
-    assert "mfa.totp_added" in actions and "mfa.backup_codes_generated" in actions
+    assert "mfa.totp_added" in actions
+    assert "mfa.backup_codes_generated" in actions
     subjects = subjects_to(user.email)
     assert any("A second factor was added" in s for s in subjects)
     assert any("New backup codes were generated" in s for s in subjects)
@@ -194,7 +197,8 @@ def test_setting_up_an_app(fresh: Client, user: User) -> None:
     shown = fresh.get(reverse("backup_codes_new"))
     assert shown.status_code == 200
     codes = CODE_IN_PAGE.findall(shown.content.decode())
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
     download = fresh.get(reverse("backup_codes_download"))
     assert download.status_code == 200
     assert download["Content-Type"].startswith("text/plain")
@@ -204,9 +208,11 @@ def test_setting_up_an_app(fresh: Client, user: User) -> None:
     assert BackupCodeDevice.objects.get(user=user).verify_token(codes[0])
 
     saved = fresh.post(reverse("backup_codes_new"))
-    assert saved.status_code == 302 and saved["Location"] == reverse("two_factor")
+    assert saved.status_code == 302
+    assert saved["Location"] == reverse("two_factor")
     again = fresh.get(reverse("backup_codes_new"))
-    assert again.status_code == 302 and again["Location"] == reverse("two_factor")
+    assert again.status_code == 302
+    assert again["Location"] == reverse("two_factor")
     assert fresh.get(reverse("backup_codes_download")).status_code == 404
 
 
@@ -250,7 +256,8 @@ def test_replacing_the_app_keeps_the_old_one_until_the_new_one_is_confirmed(
     new = TOTPDevice.objects.get(user=user, confirmed=False)
 
     done = fresh.post(reverse("totp_confirm"), {"code": totp_code(new)})
-    assert done.status_code == 302 and done["Location"] == reverse("two_factor")
+    assert done.status_code == 302
+    assert done["Location"] == reverse("two_factor")
     assert list(TOTPDevice.objects.filter(user=user).values_list("pk", "confirmed")) == [
         (new.pk, True)
     ]
@@ -269,9 +276,11 @@ def test_regenerating_backup_codes_invalidates_the_old_set(
     fresh: Client, user: User, with_codes: list[str]
 ) -> None:
     response = fresh.post(reverse("backup_codes_regenerate"))
-    assert response.status_code == 302 and response["Location"] == reverse("backup_codes_new")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("backup_codes_new")
     new_codes = CODE_IN_PAGE.findall(fresh.get(reverse("backup_codes_new")).content.decode())
-    assert len(new_codes) == 10 and not set(new_codes) & set(with_codes)
+    assert len(new_codes) == 10
+    assert not set(new_codes) & set(with_codes)
     device = BackupCodeDevice.objects.get(user=user)
     assert device.codes.count() == 10
     assert not device.verify_token(with_codes[0])
@@ -303,11 +312,12 @@ def test_remaining_codes_are_counted_with_a_warning_when_few_are_left(
 
 
 def test_backup_codes_are_never_the_only_factor(fresh: Client, user: User) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="never the only second factor"):
         mfa_services.backup_codes_generate(user=user)
     assert not BackupCodeDevice.objects.exists()
     response = fresh.post(reverse("backup_codes_regenerate"))
-    assert response.status_code == 302 and response["Location"] == reverse("two_factor")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("two_factor")
     assert not BackupCodeDevice.objects.exists()
     assert not AuditEvent.objects.filter(action="mfa.backup_codes_generated").exists()
 
@@ -322,12 +332,14 @@ def test_removing_the_last_factor_asks_first_then_removes_the_codes_too(
     assert state(user) == before
 
     done = fresh.post(reverse("totp_remove"), {"confirm": "yes"})
-    assert done.status_code == 302 and done["Location"] == reverse("two_factor")
+    assert done.status_code == 302
+    assert done["Location"] == reverse("two_factor")
     assert not TOTPDevice.objects.filter(user=user).exists()
     assert not BackupCodeDevice.objects.filter(user=user).exists()
     assert not BackupCode.objects.exists()
     actions = audit_actions(user)
-    assert "mfa.totp_removed" in actions and "mfa.backup_codes_removed" in actions
+    assert "mfa.totp_removed" in actions
+    assert "mfa.backup_codes_removed" in actions
     assert any("A second factor was removed" in s for s in subjects_to(user.email))
 
 
@@ -348,15 +360,18 @@ def test_removing_the_app_beside_a_key_keeps_the_codes(
 def test_renaming_your_own_key(auth_client: Client, user: User) -> None:
     credential = make_credential(user, name="Blue key")
     page = auth_client.get(reverse("passkey_rename", args=[credential.pk]))
-    assert page.status_code == 200 and "Blue key" in text(page)
+    assert page.status_code == 200
+    assert "Blue key" in text(page)
     empty = auth_client.post(reverse("passkey_rename", args=[credential.pk]), {"name": "  "})
     assert empty.status_code == 400
     done = auth_client.post(reverse("passkey_rename", args=[credential.pk]), {"name": "Laptop"})
-    assert done.status_code == 302 and done["Location"] == reverse("two_factor")
+    assert done.status_code == 302
+    assert done["Location"] == reverse("two_factor")
     credential.refresh_from_db()
     assert credential.name == "Laptop"
     event = AuditEvent.objects.get(action="mfa.passkey_renamed")
-    assert event.subject == user and event.data == {"before": "Blue key", "after": "Laptop"}
+    assert event.subject == user
+    assert event.data == {"before": "Blue key", "after": "Laptop"}
 
 
 def test_someone_elses_key_is_a_404(fresh: Client, user: User, user_factory: Any) -> None:
@@ -392,7 +407,8 @@ def test_removing_the_last_key_asks_first(fresh: Client, user: User) -> None:
     assert not WebAuthnCredential.objects.filter(user=user).exists()
     assert not BackupCodeDevice.objects.filter(user=user).exists()
     actions = audit_actions(user)
-    assert "mfa.passkey_removed" in actions and "mfa.backup_codes_removed" in actions
+    assert "mfa.passkey_removed" in actions
+    assert "mfa.backup_codes_removed" in actions
     assert any("A second factor was removed" in s for s in subjects_to(user.email))
 
 
@@ -417,7 +433,8 @@ def test_registering_the_first_key(fresh: Client, user: User) -> None:
     assert done.json()["id"] == credential.pk
     assert done.json()["next"] == reverse("passkey_rename", args=[credential.pk]) + "?new=1"
     event = AuditEvent.objects.get(action="mfa.passkey_added")
-    assert event.subject == user and event.data == {"name": "Security key"}
+    assert event.subject == user
+    assert event.data == {"name": "Security key"}
     # The first real factor brings the backup codes, waiting to be shown.
     assert BackupCode.objects.filter(device__user=user).count() == 10
     assert AuditEvent.objects.filter(action="mfa.backup_codes_generated").count() == 1
@@ -428,7 +445,8 @@ def test_registering_the_first_key(fresh: Client, user: User) -> None:
 
     # Naming it, then the codes.
     named = fresh.post(done.json()["next"], {"name": "Yellow key"})
-    assert named.status_code == 302 and named["Location"] == reverse("backup_codes_new")
+    assert named.status_code == 302
+    assert named["Location"] == reverse("backup_codes_new")
     credential.refresh_from_db()
     assert credential.name == "Yellow key"
     assert len(CODE_IN_PAGE.findall(fresh.get(reverse("backup_codes_new")).content.decode())) == 10
@@ -617,13 +635,16 @@ def test_the_same_writes_work_in_edit_mode(
 
 def test_the_overview_follows_the_policy(auth_client: Client, policy: Any) -> None:
     page = text(auth_client.get(reverse("two_factor")))
-    assert "Authenticator app" in page and "Security keys and passkeys" in page
+    assert "Authenticator app" in page
+    assert "Security keys and passkeys" in page
     policy(mfa="off")
     page = text(auth_client.get(reverse("two_factor")))
-    assert "Authenticator app" not in page and "Security keys and passkeys" in page
+    assert "Authenticator app" not in page
+    assert "Security keys and passkeys" in page
     policy(mfa="read_only", passkeys="off")
     page = text(auth_client.get(reverse("two_factor")))
-    assert "Set up an app" not in page and "Security keys and passkeys" not in page
+    assert "Set up an app" not in page
+    assert "Security keys and passkeys" not in page
     policy(mfa="off", passkeys="off")
     assert auth_client.get(reverse("two_factor")).status_code == 404
     assert auth_client.get(reverse("backup_codes_new")).status_code == 404
@@ -728,14 +749,18 @@ def test_the_app_flows_audit_and_tell_the_user_after_commit(user: User) -> None:
             mfa_flows.totp_confirm(ctx=ctx, code=wrong_code(device))
         wait_out_throttle(device)
         confirmed = mfa_flows.totp_confirm(ctx=ctx, code=totp_code(device))
-        assert confirmed.device.pk == device.pk and not confirmed.replaced
-        assert confirmed.backup_codes and len(confirmed.backup_codes) == 10
+        assert confirmed.device.pk == device.pk
+        assert not confirmed.replaced
+        assert confirmed.backup_codes
+        assert len(confirmed.backup_codes) == 10
         assert not mail.outbox  # not before the change is committed
     subjects = subjects_to(user.email)
     assert any("A second factor was added" in s for s in subjects)
     assert any("New backup codes were generated" in s for s in subjects)
     added = AuditEvent.objects.get(action="mfa.totp_added")
-    assert added.subject == user and added.actor == user and added.ip_address == "203.0.113.7"
+    assert added.subject == user
+    assert added.actor == user
+    assert added.ip_address == "203.0.113.7"
     assert BackupCodeDevice.objects.get(user=user).verify_token(confirmed.backup_codes[0])
 
     mail.outbox.clear()
@@ -748,7 +773,8 @@ def test_the_app_flows_audit_and_tell_the_user_after_commit(user: User) -> None:
     assert not TOTPDevice.objects.filter(user=user).exists()
     assert not BackupCodeDevice.objects.filter(user=user).exists()
     actions = audit_actions(user)
-    assert "mfa.totp_removed" in actions and "mfa.backup_codes_removed" in actions
+    assert "mfa.totp_removed" in actions
+    assert "mfa.backup_codes_removed" in actions
     assert any("A second factor was removed" in s for s in subjects_to(user.email))
 
 
@@ -761,7 +787,8 @@ def test_a_refused_confirmation_keeps_the_wrong_code_count(user: User) -> None:
     with pytest.raises(mfa_flows.CodeThrottled):
         mfa_flows.totp_confirm(ctx=ctx, code=totp_code(device))
     device.refresh_from_db()
-    assert not device.confirmed and device.throttling_failure_count >= 1
+    assert not device.confirmed
+    assert device.throttling_failure_count >= 1
     assert not AuditEvent.objects.filter(subject=user).exists()
     assert not mail.outbox
 
@@ -864,7 +891,8 @@ def test_back_office_and_commands_skip_the_self_service_gate(
     """Staff act under their own permissions, not the users' field policy."""
     policy(mfa="read_only")
     codes = mfa_flows.backup_codes_regenerate(ctx=Actor(user=user, surface="cli"))
-    assert len(codes) == 10 and not set(codes) & set(with_codes)
+    assert len(codes) == 10
+    assert not set(codes) & set(with_codes)
 
 
 def test_the_sign_in_flow_records_the_second_factor(user: User, with_codes: list[str]) -> None:
@@ -881,8 +909,10 @@ def test_the_sign_in_flow_records_the_second_factor(user: User, with_codes: list
     assert verified.kind == "backup"
     used = AuditEvent.objects.get(action="mfa.backup_code_used")
     signed_in = AuditEvent.objects.get(action="mfa.sign_in")
-    assert used.actor == user and signed_in.actor == user
-    assert signed_in.data == {"method": "backup"} and signed_in.ip_address == "198.51.100.4"
+    assert used.actor == user
+    assert signed_in.actor == user
+    assert signed_in.data == {"method": "backup"}
+    assert signed_in.ip_address == "198.51.100.4"
     subjects = subjects_to(user.email)
     assert any("A backup code was used" in s for s in subjects)
     assert any("New sign-in to your account" in s for s in subjects)

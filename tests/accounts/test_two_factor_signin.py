@@ -125,7 +125,8 @@ def test_password_alone_does_not_sign_in_a_user_with_a_second_factor(
     assert DEVICE_ID_SESSION_KEY not in client.session
     assert logins == []
     home = client.get(reverse("settings_home"))
-    assert home.status_code == 302 and home["Location"].startswith(reverse("account_login"))
+    assert home.status_code == 302
+    assert home["Location"].startswith(reverse("account_login"))
     assert client.get("/admin/").status_code == 302
     assert not AuditEvent.objects.filter(action="mfa.sign_in").exists()
     assert not mail.outbox
@@ -140,7 +141,8 @@ def test_password_alone_does_not_sign_in_a_user_with_a_second_factor(
     assert client.session[SESSION_KEY] == str(totp_user.pk)
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
     event = AuditEvent.objects.get(action="mfa.sign_in")
-    assert event.subject == totp_user and event.data == {"method": "totp"}
+    assert event.subject == totp_user
+    assert event.data == {"method": "totp"}
     assert any("New sign-in to your account" in s for s in subjects_to(totp_user.email))
     assert client.get(reverse("settings_home")).status_code == 200
     # A new session key once signed in (no session fixation across the two steps).
@@ -181,7 +183,8 @@ def test_a_user_without_a_second_factor_signs_in_directly(
     client: Client, user: User, logins: list[Any]
 ) -> None:
     response = sign_in(client, user)
-    assert response.status_code == 302 and response["Location"] == reverse("settings_home")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("settings_home")
     assert client.session[SESSION_KEY] == str(user.pk)
     assert logins == [user]
     assert not AuditEvent.objects.filter(action="mfa.sign_in").exists()
@@ -339,7 +342,8 @@ def test_someone_elses_backup_code_does_not_work(totp_user: User, user_factory: 
 
 def test_backup_codes_are_hashed_at_rest(totp_user: User) -> None:
     codes = backup_codes_generate(user=totp_user)
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
     hashes = list(BackupCode.objects.values_list("code_hash", flat=True))
     assert len(hashes) == 10
     spellings = {s for c in codes for s in (c, c.replace("-", ""), c.upper())}
@@ -348,13 +352,14 @@ def test_backup_codes_are_hashed_at_rest(totp_user: User) -> None:
     table = BackupCode._meta.db_table
     device_table = BackupCodeDevice._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - our own table name
+        cursor.execute(f"SELECT * FROM {table}")
         rows = cursor.fetchall()
-        cursor.execute(f"SELECT * FROM {device_table}")  # noqa: S608
+        cursor.execute(f"SELECT * FROM {device_table}")
         rows += cursor.fetchall()
     dump = repr(rows).lower()
     for code in codes:
-        assert code not in dump and code.replace("-", "") not in dump
+        assert code not in dump
+        assert code.replace("-", "") not in dump
 
 
 @pytest.mark.django_db(transaction=True)
@@ -461,7 +466,8 @@ def test_passwordless_login_stays_off() -> None:
 
 def test_verify_page_without_a_pending_sign_in(client: Client) -> None:
     response = client.get(reverse("two_factor_verify"))
-    assert response.status_code == 302 and response["Location"] == reverse("account_login")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login")
     assert second_step(client, "123456")["Location"] == reverse("account_login")
 
 
@@ -510,7 +516,8 @@ def test_reauthentication_with_an_app_code_resumes_the_change(
     # Still fresh: another change goes through without asking again.
     cache.clear()  # past the email code's resend limit
     again = auth_client.post(reverse("email"), {"email": "other@example.org"})
-    assert again.status_code == 302 and again["Location"] == reverse("email_confirm")
+    assert again.status_code == 302
+    assert again["Location"] == reverse("email_confirm")
 
 
 def test_reauthentication_does_not_redirect_off_site(auth_client: Client, totp_user: User) -> None:
@@ -528,7 +535,8 @@ def test_reauthentication_with_a_backup_code(auth_client: Client, totp_user: Use
     response = auth_client.post(
         reverse("reauthenticate_two_factor"), {"method": "backup", "code": codes[0]}
     )
-    assert response.status_code == 302 and response["Location"] == reverse("settings_home")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("settings_home")
     assert AuditEvent.objects.filter(action="mfa.backup_code_used").count() == 1
     start = auth_client.post(reverse("email"), {"email": "new@example.org"})
     assert start["Location"] == reverse("email_confirm")
@@ -588,4 +596,5 @@ def test_a_social_only_user_with_an_app_reauthenticates_with_it(user_factory: An
     resumed = client.post(
         first["Location"], {"method": "totp", "code": totp_code(device), "next": "/settings/email/"}
     )
-    assert resumed.status_code == 302 and resumed["Location"] == reverse("email_confirm")
+    assert resumed.status_code == 302
+    assert resumed["Location"] == reverse("email_confirm")

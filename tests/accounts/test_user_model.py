@@ -34,7 +34,8 @@ def test_phone_unique_when_set() -> None:
 
 def test_is_active_mirrors_state_in_the_database() -> None:
     user = User.objects.create(username="one", email="1@example.org")
-    assert user.state == User.State.ACTIVE and user.is_active
+    assert user.state == User.State.ACTIVE
+    assert user.is_active
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.filter(pk=user.pk).update(state=User.State.SUSPENDED)
     User.objects.filter(pk=user.pk).update(state=User.State.SUSPENDED, is_active=False)

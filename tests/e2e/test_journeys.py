@@ -59,7 +59,7 @@ pytestmark = [
 ]
 
 LANGUAGES = ["en", "fr"]
-NEW_PASSWORD = "another-long-passphrase-for-2026"  # noqa: S105 - a test password
+NEW_PASSWORD = "another-long-passphrase-for-2026"
 
 
 def nav(tab: Tab, path: str) -> None:
@@ -275,7 +275,8 @@ def test_user_journey(
     tab.wait_path("/accounts/login/")
     user.refresh_from_db()
     assert user.state == User.State.PENDING_DELETION
-    assert user.deletion_scheduled_for is not None and not user.is_active
+    assert user.deletion_scheduled_for is not None
+    assert not user.is_active
     assert live_sessions(user) == 0
     assert AuditEvent.objects.filter(action="account.deletion_scheduled", subject=user).exists()
     shots(tab, "deletion-scheduled")
@@ -299,7 +300,8 @@ def test_user_journey(
     tab.wait_path("/settings/")
     assert heading(tab) == tr(lang, "Account settings")
     user.refresh_from_db()
-    assert user.state == User.State.ACTIVE and user.is_active
+    assert user.state == User.State.ACTIVE
+    assert user.is_active
     assert user.deletion_scheduled_for is None
     assert AuditEvent.objects.filter(action="account.deletion_cancelled", subject=user).exists()
     shots(tab, "deletion-cancelled")
@@ -401,7 +403,8 @@ def test_staff_journey(
     submit_form(staff, "#content form")
     staff.wait_path(change_page)
     user.refresh_from_db()
-    assert user.state == User.State.SUSPENDED and not user.is_active
+    assert user.state == User.State.SUSPENDED
+    assert not user.is_active
     assert user.state_reason == "Chargeback fraud under review"
     assert live_sessions(user) == 0
     event = AuditEvent.objects.get(action="account.suspended", subject=user)
@@ -418,7 +421,8 @@ def test_staff_journey(
     submit_form(staff, "#content form")
     staff.wait_path(change_page)
     user.refresh_from_db()
-    assert user.state == User.State.ACTIVE and user.is_active
+    assert user.state == User.State.ACTIVE
+    assert user.is_active
     assert AuditEvent.objects.filter(action="account.restored", subject=user).count() == 1
 
     # Impersonates them with a reason: the banner, and sensitive settings refused.
@@ -503,7 +507,8 @@ def test_operator_journey(
     assert operator.page.locator(".messagelist .success").count() == 1
     row = AccountPolicy.objects.get(pk=1)
     assert (row.phone, row.email, row.name) == ("off", "read_only", "read_only")
-    assert row.avatar == "edit" and row.enabled
+    assert row.avatar == "edit"
+    assert row.enabled
     event = AuditEvent.objects.get(action="policy.changed")
     assert event.actor == member
     shots(operator, "policy-saved")
@@ -630,7 +635,8 @@ def test_keyboard_journey(lang: str, browsers: Browsers, shots: Shots, user: Use
     shots(tab, "signed-out")
 
     assert pointer_presses(tab) == 0
-    assert stops and all(stop["visible"] for stop in stops)
+    assert stops
+    assert all(stop["visible"] for stop in stops)
     tab.assert_no_console_errors()
 
 

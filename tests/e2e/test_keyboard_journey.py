@@ -44,7 +44,7 @@ pytestmark = [
 ]
 
 LANGUAGES = ["en", "fr"]
-NEW_PASSWORD = "another-long-passphrase-for-2026"  # noqa: S105 - a test password
+NEW_PASSWORD = "another-long-passphrase-for-2026"
 # A submit button of the form itself (allauth's "Cancel" buttons name another form).
 SUBMIT = "button[type=submit]:not([form])"
 
@@ -98,7 +98,8 @@ class Keyboard:
             timeout=timeout,
         )
         state = focused(self.tab)
-        assert state is not None and state["visible"], f"focus is not visible on {state}"
+        assert state is not None, "nothing has the focus"
+        assert state["visible"], f"focus is not visible on {state}"
         self.stops.append(state)
 
     def expect_focus_in(self, card: str, step: str) -> None:
@@ -318,7 +319,8 @@ def test_keyboard_whole_user_journey(
     download = download_info.value
     assert download.suggested_filename.endswith(".json")
     exported = json.dumps(json.loads(Path(download.path()).read_text(encoding="utf-8")))
-    assert username in exported and new_email in exported
+    assert username in exported
+    assert new_email in exported
     assert AuditEvent.objects.filter(action="account.data_exported", subject=user).count() == 1
 
     # Delete the account: type the username.
@@ -328,7 +330,8 @@ def test_keyboard_whole_user_journey(
     tab.wait_path("/accounts/login/")
     user.refresh_from_db()
     assert user.state == User.State.PENDING_DELETION
-    assert user.deletion_scheduled_for is not None and not user.is_active
+    assert user.deletion_scheduled_for is not None
+    assert not user.is_active
     assert live_sessions(user) == 0
 
     # Sign in during the grace period, a backup code as the second step (typed from
@@ -345,12 +348,14 @@ def test_keyboard_whole_user_journey(
     tab.wait_path("/settings/")
     assert heading(tab) == tr(lang, "Account settings")
     user.refresh_from_db()
-    assert user.state == User.State.ACTIVE and user.is_active
+    assert user.state == User.State.ACTIVE
+    assert user.is_active
     assert user.deletion_scheduled_for is None
     assert AuditEvent.objects.filter(action="account.deletion_cancelled", subject=user).exists()
 
     assert pointer_presses(tab) == 0
-    assert kb.stops and all(s["visible"] and s["focusVisible"] for s in kb.stops)
+    assert kb.stops
+    assert all(s["visible"] and s["focusVisible"] for s in kb.stops)
     tab.assert_no_console_errors()
     if kb.focus_lost:
         raise FocusLost("; ".join(kb.focus_lost))

@@ -34,7 +34,7 @@ OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
 PROVIDER_ID = "localidp"
 PROVIDER_NAME = "Local IdP"
 CLIENT_ID = "portal-test"
-CLIENT_SECRET = "portal-test-secret"  # noqa: S105 - a throwaway test client
+CLIENT_SECRET = "portal-test-secret"
 OIDC_SUB = "oidc-user-1"
 READY_TIMEOUT = 15.0
 
@@ -266,5 +266,6 @@ def test_link_sign_in_with_and_unlink_a_real_openid_connect_provider(
     assert not SocialAccount.objects.filter(user=user).exists()
     assert AuditEvent.objects.filter(action="social.unlinked", subject=user).count() == 1
     user.refresh_from_db()
-    assert user.is_active and user.has_usable_password()
+    assert user.is_active
+    assert user.has_usable_password()
     assert portal_errors == []

@@ -1,4 +1,5 @@
-"""After allauth linked or unlinked a social account: the audit row."""
+"""Linked accounts: the audit rows of a link and an unlink, and the unlink itself when
+it is not allauth's page that does it."""
 
 from __future__ import annotations
 
@@ -25,5 +26,13 @@ def social_account_linked(*, ctx: Actor | None, user: User, account: Any) -> dic
 
 def social_account_unlinked(*, ctx: Actor | None, user: User, account: Any) -> dict[str, str]:
     info = describe_social_account(account)
+    audit_record(ctx=ctx, action=Action.SOCIAL_UNLINKED, subject=user, data=info)
+    return info
+
+
+def social_account_remove(*, ctx: Actor | None, user: User, account: Any) -> dict[str, str]:
+    """Removes a linked account (its tokens go with it) and audits it."""
+    info = describe_social_account(account)
+    account.delete()
     audit_record(ctx=ctx, action=Action.SOCIAL_UNLINKED, subject=user, data=info)
     return info

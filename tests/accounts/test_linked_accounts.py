@@ -18,7 +18,9 @@ from django.utils import formats, timezone
 from accounts.actor import Actor
 from accounts.adapters import SocialAccountAdapter
 from accounts.flows import social as social_flows
+from accounts.flows.errors import AccessDenied, ImpersonationRefused, ReauthenticationRequired
 from accounts.models import AuditEvent, User
+from accounts.policy import PolicyDenied
 from tests.conftest import PASSWORD, reauthenticate
 from tests.helpers import code_from_last_email
 
@@ -385,3 +387,62 @@ def test_the_unlinked_flow_audits_and_tells_the_user(user: User) -> None:
     social_flows.social_unlinked(ctx=Actor(user=user), user=user, account=account)
     assert len(subjects_to(user.email)) == 1
     assert AuditEvent.objects.get(action="social.unlinked").data["account"]
+
+
+# --- Unlinking from another surface (the flow the APIs call) ---------------------------
+
+
+def api_actor(user: User, **extra: Any) -> Actor:
+    return Actor(user=user, surface="api", reauthenticated_at=time.time(), **extra)
+
+
+def test_unlink_flow_removes_audits_and_tells_the_user(user: User) -> None:
+    account = link(user, "4242")
+    mail.outbox.clear()
+
+    social_flows.social_unlink(ctx=api_actor(user), pk=account.pk)
+
+    assert not SocialAccount.objects.filter(pk=account.pk).exists()
+    assert AuditEvent.objects.get(action="social.unlinked").subject == user
+    assert len(subjects_to(user.email)) == 1
+
+
+def test_unlink_flow_keeps_the_last_way_to_sign_in(user_factory: Callable[..., User]) -> None:
+    bob = user_factory(password=None)
+    account = link(bob, "4343")
+
+    with pytest.raises(social_flows.UnlinkRefused, match="no password"):
+        social_flows.social_unlink(ctx=api_actor(bob), pk=account.pk)
+
+    assert SocialAccount.objects.filter(pk=account.pk).exists()
+    assert not AuditEvent.objects.filter(action="social.unlinked").exists()
+
+
+def test_unlink_flow_does_not_find_someone_elses_account(
+    user: User, user_factory: Callable[..., User]
+) -> None:
+    theirs = link(user_factory(), "4444")
+
+    with pytest.raises(AccessDenied) as refused:
+        social_flows.social_unlink(ctx=api_actor(user), pk=theirs.pk)
+
+    assert refused.value.status == 404
+    assert SocialAccount.objects.filter(pk=theirs.pk).exists()
+
+
+def test_unlink_flow_needs_policy_reauthentication_and_no_impersonation(
+    user: User, staff_user: User, policy: Any
+) -> None:
+    account = link(user, "4545")
+
+    with pytest.raises(ReauthenticationRequired):
+        social_flows.social_unlink(ctx=Actor(user=user, surface="api"), pk=account.pk)
+    with pytest.raises(ImpersonationRefused):
+        social_flows.social_unlink(
+            ctx=api_actor(user, impersonator_id=staff_user.pk), pk=account.pk
+        )
+    policy(social="read_only")
+    with pytest.raises(PolicyDenied):
+        social_flows.social_unlink(ctx=api_actor(user), pk=account.pk)
+
+    assert SocialAccount.objects.filter(pk=account.pk).exists()

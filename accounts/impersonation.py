@@ -4,7 +4,7 @@
   factor, on an active account that is neither staff nor superuser; a reason is
   required (``accounts.views.impersonation``, ``accounts.flows.impersonation``).
 - While it lasts: a banner on every page; the sensitive settings refuse to act;
-  it ends by itself after ``IMPERSONATION_MAX_SECONDS`` (30 minutes).
+  it ends by itself after ``IMPERSONATION_MAX_SECONDS`` (30 minutes by default).
 - Start and end are audit events naming both people (``accounts.signals``).
 - A staff member suspended, deleted or no longer staff ends their impersonations:
   their sessions are ended, and a request still carrying one is signed out.

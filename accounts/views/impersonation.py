@@ -78,6 +78,7 @@ def impersonate(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "form": form,
             "target": target,
+            "minutes": max_seconds() // 60,
             "title": _("Impersonate %(user)s") % {"user": target.username},
         },
         status=400 if request.method == "POST" else 200,

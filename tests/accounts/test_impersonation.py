@@ -103,6 +103,14 @@ def test_the_page_asks_for_a_reason(agent_client: Client, user: User) -> None:
     assert signed_in_as(agent_client) != user.pk
 
 
+def test_the_page_gives_the_time_limit_from_the_setting(
+    agent_client: Client, user: User, settings: Any
+) -> None:
+    settings.IMPERSONATION_MAX_SECONDS = 600
+    page = agent_client.get(reverse("admin:accounts_user_impersonate", args=[user.pk]))
+    assert "it ends by itself after 10 minutes" in text(page)
+
+
 def test_starting(agent_client: Client, agent: User, user: User) -> None:
     client = impersonating(agent_client, user)
 

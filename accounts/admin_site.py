@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.filters import FieldListFilter, ListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.widgets import url_params_from_lookup_dict
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.core.exceptions import BadRequest, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -36,6 +42,72 @@ HIDDEN_MODELS = frozenset(
 )
 
 
+class GuardedListMixin:
+    """What every list of the back-office accepts from the query string and from a
+    bulk action, so that no input reaches the database as something it cannot take:
+
+    - a filter parameter only if one of the list's filters (or its date hierarchy)
+      offers it, or it is in ``extra_lookups``: no free ``field__lookup`` such as
+      ``username__regex`` (Django's own rule lets any lookup on a local field through);
+    - no NUL byte in any parameter (PostgreSQL refuses them in text);
+    - bulk actions only on ids the primary key accepts, in its range (Django would
+      pass ``abc`` or 10**30 to ``pk__in`` and fail with a server error).
+
+    Refusals are 400s (``DisallowedModelAdminLookup`` and ``BadRequest``, as the
+    admin itself answers a lookup it does not allow). A value an offered filter
+    cannot take keeps Django's answer (the list without filters and a notice; 400
+    for the CSV export), numbers too large for the database included."""
+
+    extra_lookups: frozenset[str] = frozenset()
+
+    def offered_lookups(self, request: HttpRequest) -> set[str]:
+        model_admin: Any = self
+        offered = set(self.extra_lookups)
+        for item in model_admin.get_list_filter(request):
+            spec: ListFilter
+            if isinstance(item, type) and issubclass(item, ListFilter):
+                spec = item(request, {}, model_admin.model, model_admin)
+            else:
+                path, filter_class = (
+                    item if isinstance(item, list | tuple) else (item, FieldListFilter.create)
+                )
+                field = get_fields_from_path(model_admin.model, path)[-1]
+                spec = filter_class(field, request, {}, model_admin.model, model_admin, path)
+            offered.update(name for name in spec.expected_parameters() if name)
+        if model_admin.date_hierarchy:
+            offered.update(f"{model_admin.date_hierarchy}__{p}" for p in ("year", "month", "day"))
+        return offered
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        model_admin: Any = self
+        # The raw-id popups of a foreign key's ``limit_choices_to``, as Django allows.
+        for fk_lookup in model_admin.model._meta.related_fkey_lookups:
+            params = url_params_from_lookup_dict(fk_lookup() if callable(fk_lookup) else fk_lookup)
+            if params.get(lookup) == value:
+                return True
+        return lookup in self.offered_lookups(request)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                raise BadRequest("NUL byte in a list parameter")
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except OverflowError as exc:
+            # A year or id with thirty digits: Django's date hierarchy and SQLite's
+            # driver raise OverflowError where a bad value is a ValueError.
+            raise IncorrectLookupParameters(exc) from exc
+
+    def response_action(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        pk = self.model._meta.pk  # type: ignore[attr-defined]
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                pk.run_validators(pk.to_python(value))
+            except ValidationError as exc:
+                raise BadRequest("not an id of this list") from exc
+        return super().response_action(request, *args, **kwargs)  # type: ignore[misc]
+
+
 class PortalAdminSite(OTPAdminSite):
     site_header = gettext_lazy("Account portal back-office")
     site_title = gettext_lazy("Back-office")
@@ -48,8 +120,13 @@ class PortalAdminSite(OTPAdminSite):
             else [model_or_iterable]
         )
         kept = [m for m in models if m._meta.label_lower not in HIDDEN_MODELS]
-        if kept:
-            super().register(kept, admin_class, **options)
+        if not kept:
+            return
+        # The libraries' lists too: unknown filters, NUL bytes and bad ids are 400s.
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, GuardedListMixin):
+            admin_class = type(admin_class.__name__, (GuardedListMixin, admin_class), {})
+        super().register(kept, admin_class, **options)
 
     def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Staff change their password like everyone (audited, other sessions end)."""

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.admin.lists import CappedCountPaginator
+from accounts.admin_site import GuardedListMixin
 from accounts.models import AuditEvent
 from accounts.selectors.users import audit_csv_rows
 from accounts.services.audit import Action
@@ -41,7 +42,7 @@ class _Echo:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(GuardedListMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included."""
 
     list_display = (
@@ -66,6 +67,8 @@ class AuditEventAdmin(admin.ModelAdmin):
         "ip_address", "user_agent", "data",
     )  # fmt: skip
     change_list_template = "admin/accounts/auditevent/change_list.html"
+    # A user's page links to the events about them and to those they caused.
+    extra_lookups = frozenset({"subject__id__exact", "actor__id__exact"})
 
     @admin.display(description=gettext_lazy("action"), ordering="action")
     def action_label(self, obj: AuditEvent) -> str:
@@ -78,11 +81,6 @@ class AuditEventAdmin(admin.ModelAdmin):
             if value and value.isdigit():
                 qs = qs.filter(**{f"{key}_id": int(value)})
         return qs
-
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
-        if lookup in {"subject__id__exact", "actor__id__exact"}:
-            return True
-        return super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

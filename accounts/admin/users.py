@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from accounts.admin.actions import ACTIONS, action_urls
 from accounts.admin.forms import suspend_form
 from accounts.admin.lists import CappedCountPaginator, HasSecondFactorFilter
+from accounts.admin_site import GuardedListMixin
 from accounts.flows import moderation
 from accounts.flows.errors import FlowError
 from accounts.models import User
@@ -28,7 +29,7 @@ PAGE_PERMISSIONS = (*dict.fromkeys(a.permission for a in ACTIONS), "impersonate_
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(GuardedListMixin, DjangoUserAdmin):
     list_display = (
         "username",
         "email",

@@ -99,6 +99,16 @@ class UserAdmin(GuardedListMixin, DjangoUserAdmin):
         (gettext_lazy("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The privileges are shown read-only to anyone but a superuser, and to a
+        superuser on their own account; the form then ignores any posted value, and
+        the flow refuses a change that gets through another way."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        actor = request.user if isinstance(request.user, User) else None
+        if moderation.may_change_privileges(actor, obj):
+            return fields
+        return fields + moderation.PRIVILEGE_FIELDS
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return users_annotated(super().get_queryset(request))
 

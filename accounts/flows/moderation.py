@@ -170,9 +170,59 @@ class StaffEdit:
     changed: list[str]
 
 
+# Who may reach the back-office and what they may do there.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+CANNOT_CHANGE_PRIVILEGES = _(
+    "Only superusers change staff status, superuser status, groups and permissions, "
+    "and nobody changes their own."
+)
+
+
+def may_change_privileges(actor: User | None, target: User | None) -> bool:
+    """Only a superuser changes privileges, and never their own (``target`` None:
+    an account being created)."""
+    if actor is None or not actor.is_active or not actor.is_superuser:
+        return False
+    return target is None or target.pk != actor.pk
+
+
 def _model_fields(names: Iterable[str]) -> list[str]:
     concrete = {f.name for f in User._meta.concrete_fields} - {"password"}
     return [name for name in names if name in concrete]
+
+
+def _permission_names(permissions: Iterable[Permission]) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions)
+
+
+def _privileges(user: User | None) -> dict[str, Any]:
+    """The account's privileges as stored (a new account has none)."""
+    if user is None:
+        return {"is_staff": False, "is_superuser": False, "groups": [], "user_permissions": []}
+    return {
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "groups": sorted(user.groups.values_list("name", flat=True)),
+        "user_permissions": _permission_names(user.user_permissions.select_related("content_type")),
+    }
+
+
+def _notify_privileges_changed(ctx: Actor, user: User, changes: dict[str, list[Any]]) -> None:
+    """Tells every other active superuser (on commit)."""
+    assert ctx.user is not None
+    superusers = User.objects.filter(is_superuser=True, is_active=True).exclude(pk=ctx.user.pk)
+    for superuser in superusers:
+        notify(
+            ctx=ctx,
+            user=superuser,
+            event="privileges_changed",
+            context={
+                "subject_id": user.pk,
+                "subject_name": user.username,
+                "actor_name": ctx.user.username,
+                "changes": changes,
+            },
+        )
 
 
 def save_user_by_staff(
@@ -185,39 +235,62 @@ def save_user_by_staff(
 ) -> StaffEdit:
     """Saves ``user`` as staff edited it (``changed``: the edited field names;
     ``groups``/``permissions``: the new sets, or None when not edited) and records
-    what changed, privileges included, as one audit event."""
+    what changed, privileges included, as one audit event.
+
+    Privileges (``PRIVILEGE_FIELDS``) are compared with what is stored, whatever
+    ``changed`` says: a change by anyone but a superuser, or by a superuser on
+    their own account, is refused (nothing is saved); an allowed one is told to
+    the other superusers."""
     creating = user.pk is None
     permission = "accounts.add_user" if creating else "accounts.change_user"
     if ctx.user is None or not ctx.user.is_staff or not ctx.user.has_perm(permission):
         raise AccessDenied(staff=True)
     fields = _model_fields(changed)
+    groups = list(groups) if groups is not None else None
+    permissions = list(permissions) if permissions is not None else None
     with transaction.atomic():
-        before: dict[str, Any] = {}
-        groups_before: set[str] = set()
-        perms_before: set[int] = set()
+        stored = None
         if not creating:
-            old = User.objects.filter(pk=user.pk).values(*fields).first() if fields else None
-            before = {k: str(v) for k, v in (old or {}).items()}
-            groups_before = set(user.groups.values_list("name", flat=True))
-            perms_before = set(user.user_permissions.values_list("pk", flat=True))
+            stored = User.objects.select_for_update().filter(pk=user.pk).first()
+            if stored is None:
+                raise AccessDenied()
+        privileges_before = _privileges(stored)
+        privileges_asked = {
+            "is_staff": user.is_staff,
+            "is_superuser": user.is_superuser,
+            "groups": sorted(g.name for g in groups)
+            if groups is not None
+            else privileges_before["groups"],
+            "user_permissions": _permission_names(permissions)
+            if permissions is not None
+            else privileges_before["user_permissions"],
+        }
+        privilege_changes = {
+            name: [privileges_before[name], privileges_asked[name]]
+            for name in PRIVILEGE_FIELDS
+            if privileges_before[name] != privileges_asked[name]
+        }
+        if privilege_changes and not may_change_privileges(ctx.user, stored):
+            raise AccessDenied(CANNOT_CHANGE_PRIVILEGES, staff=True)
+        before: dict[str, Any] = {}
+        if stored is not None:
+            before = {name: str(getattr(stored, name)) for name in fields}
         user.save()
         if groups is not None:
             user.groups.set(groups)
         if permissions is not None:
             user.user_permissions.set(permissions)
-        groups_after = set(user.groups.values_list("name", flat=True))
         data: dict[str, Any] = {}
         if fields:
             data["fields"] = fields
             data["before"] = before
             data["after"] = {name: str(getattr(user, name)) for name in fields}
-        if groups_after != groups_before:
-            data["groups_before"] = sorted(groups_before)
-            data["groups_after"] = sorted(groups_after)
-        if permissions is not None and (
-            set(user.user_permissions.values_list("pk", flat=True)) != perms_before
-        ):
-            data["permissions_changed"] = True
+        if "groups" in privilege_changes:
+            data["groups_before"], data["groups_after"] = privilege_changes["groups"]
+        if "user_permissions" in privilege_changes:
+            data["permissions_before"], data["permissions_after"] = privilege_changes[
+                "user_permissions"
+            ]
         if data:
             audit_record(
                 ctx=ctx,
@@ -225,4 +298,6 @@ def save_user_by_staff(
                 subject=user,
                 data=data,
             )
+        if privilege_changes:
+            _notify_privileges_changed(ctx, user, privilege_changes)
     return StaffEdit(user=user, changed=fields)

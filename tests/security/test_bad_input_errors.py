@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from allauth.socialaccount.providers import registry
 from django.test import Client
@@ -115,3 +117,58 @@ def test_an_unparsable_htmx_current_url_returns_to_the_request_path(auth_client:
     )
     assert response.status_code == 200
     assert response["HX-Redirect"].endswith("?next=%2Fsettings%2Fprofile%2Fusername%2Fedit%2F")
+
+
+# --- Forms posted in a charset other than UTF-8 --------------------------------
+
+
+def _post_sign_in(client: Client, body: bytes, content_type: str) -> Any:
+    return client.generic("POST", reverse("account_login"), body, content_type=content_type)
+
+
+def _csrf_client() -> tuple[Client, str]:
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.get(reverse("account_login"))
+    return client, client.cookies["csrftoken"].value
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded; charset=latin-1",
+        "application/x-www-form-urlencoded; charset=foo",
+        "multipart/form-data; boundary=xx; charset=latin-1",
+    ],
+)
+def test_a_form_in_another_charset_is_a_bad_request(user: User, content_type: str) -> None:
+    client, token = _csrf_client()
+    if content_type.startswith("multipart"):
+        body = (
+            b'--xx\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n'
+            + token.encode()
+            + b'\r\n--xx\r\nContent-Disposition: form-data; name="login"\r\n\r\n\xe9\r\n--xx--\r\n'
+        )
+    else:
+        body = b"csrfmiddlewaretoken=" + token.encode() + b"&login=\xe9&password=x"
+    response = _post_sign_in(client, body, content_type)
+    assert response.status_code == 400
+    assert b"<h1>Bad request</h1>" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/x-www-form-urlencoded; charset=utf8",
+        "application/x-www-form-urlencoded; charset=us-ascii",
+    ],
+)
+def test_a_form_in_utf8_signs_in(user: User, content_type: str) -> None:
+    client, token = _csrf_client()
+    body = f"csrfmiddlewaretoken={token}&login={user.username}&password={PASSWORD}".encode()
+    response = _post_sign_in(client, body, content_type)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("settings_home")
+    assert client.session["_auth_user_id"] == str(user.pk)

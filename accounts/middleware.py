@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone, translation
+from django.utils.cache import add_never_cache_headers
 from django.utils.deprecation import MiddlewareMixin
 
 FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -48,6 +49,30 @@ class FormCharsetMiddleware(MiddlewareMixin):
             request.encoding = "utf-8"
             return None
         return render(request, "400.html", status=400)
+
+
+class PrivatePagesMiddleware(MiddlewareMixin):
+    """Every answer to a signed-in user (settings, back-office, API) is
+    ``Cache-Control: no-store`` (with Django's other never-cache headers): the pages
+    show a TOTP secret, new backup codes, personal data. Anonymous pages keep their
+    own headers; static and media files keep theirs (they hold nothing private:
+    avatars have unguessable names)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        super().__init__(get_response)
+        self.file_prefixes = tuple(
+            prefix for prefix in (settings.STATIC_URL, settings.MEDIA_URL) if prefix
+        )
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not request.path.startswith(self.file_prefixes)
+        ):
+            add_never_cache_headers(response)
+        return response
 
 
 class UserPreferencesMiddleware:

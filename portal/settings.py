@@ -120,6 +120,8 @@ MIDDLEWARE = [
     "accounts.middleware.FormCharsetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's pages are never stored by browsers or proxies.
+    "accounts.middleware.PrivatePagesMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "hijack.middleware.HijackUserMiddleware",
     "accounts.impersonation.ImpersonationMiddleware",

@@ -377,6 +377,11 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# The language chosen by a visitor (Django's set_language): sent over HTTPS only
+# when debug is off, not on cross-site requests, and not readable by scripts.
+LANGUAGE_COOKIE_SECURE = not DEBUG
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
 # The same policy in development and production, so an inline script or style
 # is caught on a developer's machine and not first in production.
 SECURE_CSP = {

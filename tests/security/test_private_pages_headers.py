@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ from accounts.models import User
 from tests.conftest import reauthenticate
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
@@ -71,8 +77,6 @@ def test_the_same_page_signed_in_is_not_stored(auth_client: Client) -> None:
 
 
 def test_an_avatar_file_keeps_its_own_headers(auth_client: Client, settings: Any) -> None:
-    from pathlib import Path
-
     name = "avatars/" + "0" * 32 + ".webp"
     path = Path(settings.MEDIA_ROOT) / name
     path.parent.mkdir(parents=True)
@@ -80,3 +84,43 @@ def test_an_avatar_file_keeps_its_own_headers(auth_client: Client, settings: Any
     response = auth_client.get(settings.MEDIA_URL + name)
     assert response.status_code == 200
     assert "Cache-Control" not in response
+
+
+# --- The language cookie -------------------------------------------------------
+
+
+def test_the_language_cookie_is_secure_lax_and_http_only(settings: Any) -> None:
+    settings.LANGUAGE_COOKIE_SECURE = True  # what DJANGO_DEBUG=0 sets (checked below)
+    response = Client().post(reverse("set_language"), {"language": "fr", "next": "/"})
+    assert response.status_code == 302
+    cookie = response.cookies[settings.LANGUAGE_COOKIE_NAME]
+    assert cookie.value == "fr"
+    assert cookie["secure"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["httponly"] is True
+
+
+def test_debug_off_makes_the_language_cookie_secure() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="a-long-and-random-production-key-" + "Zq8#" * 8,
+        DJANGO_ALLOWED_HOSTS="portal.example.org",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.LANGUAGE_COOKIE_SECURE, s.LANGUAGE_COOKIE_SAMESITE)",
+        ],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True Lax"

@@ -38,7 +38,7 @@ class FormCharsetMiddleware(MiddlewareMixin):
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if request.content_type not in FORM_CONTENT_TYPES:
             return None
-        charset = request.content_params.get("charset")
+        charset = (request.content_params or {}).get("charset")
         if charset is None:
             return None
         try:

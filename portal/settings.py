@@ -272,6 +272,8 @@ ACCOUNT_RATE_LIMITS = {
     "portal_reauthentication_code": "1/30s/user,10/h/user",
     "portal_check_code": "20/m/user",
     "portal_data_export": "3/h/user",
+    # Each picture is decoded (the costly part) only after this, refused ones included.
+    "portal_avatar_upload": "10/h/user",
 }
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}

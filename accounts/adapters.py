@@ -7,7 +7,7 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +20,14 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return bool(settings.PORTAL_SIGNUP_OPEN)
+
+    def is_safe_url(self, url: str) -> bool:
+        """allauth's check, with a ``next`` that is not even a URL (``http://[``
+        makes ``urlparse`` raise) treated as unsafe, so as no ``next`` at all."""
+        try:
+            return bool(super().is_safe_url(url))
+        except ValueError:
+            return False
 
     def clean_username(self, username: str, shallow: bool = False) -> str:
         """The portal's username rules (``accounts.usernames``) before allauth's own
@@ -100,6 +108,16 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
             require_editable(get_policy(request), "social")
         super().pre_social_login(request, sociallogin)
+
+    def get_app(self, request: HttpRequest, provider: str, client_id: str | None = None) -> Any:
+        """A provider that is installed but has no credentials (no social application)
+        does not exist for visitors: its login and callback URLs answer 404."""
+        from allauth.socialaccount.models import SocialApp
+
+        try:
+            return super().get_app(request, provider, client_id=client_id)
+        except SocialApp.DoesNotExist as exc:
+            raise Http404 from exc
 
     error_messages: ClassVar[dict[str, Any]] = {
         **DefaultSocialAccountAdapter.error_messages,

@@ -6,7 +6,6 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from accounts.images import process_avatar
 from accounts.models import LANGUAGE_CHOICES, User
 from accounts.policy import PolicyGuardedForm
 from accounts.usernames import normalize_username, validate_username
@@ -92,13 +91,12 @@ class AvatarForm(PolicyGuardedForm, forms.Form):
     policy_field = "avatar"
     avatar = forms.FileField(
         label=_("New picture"),
-        help_text=_("PNG, JPEG or WebP, up to 5 MB. It is cropped to a square."),
+        help_text=_(
+            "PNG, JPEG or WebP, up to 5 MB and 4096 × 4096 pixels (WebP: 2048 × 2048). "  # noqa: RUF001 - the multiplication sign
+            "It is cropped to a square."
+        ),
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
-
-    def clean_avatar(self) -> Any:
-        upload = self.cleaned_data["avatar"]
-        return process_avatar(upload, size=upload.size)
 
 
 class NormalizedEmailField(forms.EmailField):

@@ -1,12 +1,78 @@
 from __future__ import annotations
 
+import codecs
 import time
 import zoneinfo
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone, translation
+from django.utils.cache import add_never_cache_headers
+from django.utils.deprecation import MiddlewareMixin
+
+FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# Codec names (as codecs.lookup spells them) whose bytes read the same as UTF-8.
+UTF8_COMPATIBLE_CODECS = frozenset({"utf-8", "ascii"})
+
+
+class FormCharsetMiddleware(MiddlewareMixin):
+    """Answers 400 with the site's error page to a form posted in a charset other
+    than UTF-8 (``Content-Type: application/x-www-form-urlencoded; charset=latin-1``)
+    or in a charset Python does not know (``charset=foo``).
+
+    Works around a Django behaviour (reproduced on a bare project): reading
+    ``request.POST`` of a urlencoded body that declares any charset but exactly
+    "utf-8" raises ``BadRequest``; the 400 handler and then the 500 handler are
+    both wrapped in ``requires_csrf_token``, whose CSRF check reads ``request.POST``
+    again and raises again, so the client gets an empty 500. An unknown charset
+    (``LookupError`` in ``codecs.lookup``) is silently read as UTF-8 instead; a
+    multipart form is decoded with the declared charset. Browsers send UTF-8 forms
+    without a charset, so refusing the others costs nobody anything; the spellings
+    of UTF-8 and ASCII (``utf8``, ``US-ASCII``) are read as UTF-8.
+
+    Placed before ``CsrfViewMiddleware``, the first reader of ``request.POST``.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if request.content_type not in FORM_CONTENT_TYPES:
+            return None
+        charset = (request.content_params or {}).get("charset")
+        if charset is None:
+            return None
+        try:
+            codec = codecs.lookup(charset).name
+        except LookupError:
+            codec = ""
+        if codec in UTF8_COMPATIBLE_CODECS:
+            request.encoding = "utf-8"
+            return None
+        return render(request, "400.html", status=400)
+
+
+class PrivatePagesMiddleware(MiddlewareMixin):
+    """Every answer to a signed-in user (settings, back-office, API) is
+    ``Cache-Control: no-store`` (with Django's other never-cache headers): the pages
+    show a TOTP secret, new backup codes, personal data. Anonymous pages keep their
+    own headers; static and media files keep theirs (they hold nothing private:
+    avatars have unguessable names)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        super().__init__(get_response)
+        self.file_prefixes = tuple(
+            prefix for prefix in (settings.STATIC_URL, settings.MEDIA_URL) if prefix
+        )
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not request.path.startswith(self.file_prefixes)
+        ):
+            add_never_cache_headers(response)
+        return response
 
 
 class UserPreferencesMiddleware:

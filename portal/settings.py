@@ -116,8 +116,12 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, the first reader of request.POST: a form in another charset is a 400.
+    "accounts.middleware.FormCharsetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's pages are never stored by browsers or proxies.
+    "accounts.middleware.PrivatePagesMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "hijack.middleware.HijackUserMiddleware",
     "accounts.impersonation.ImpersonationMiddleware",
@@ -268,6 +272,8 @@ ACCOUNT_RATE_LIMITS = {
     "portal_reauthentication_code": "1/30s/user,10/h/user",
     "portal_check_code": "20/m/user",
     "portal_data_export": "3/h/user",
+    # Each picture is decoded (the costly part) only after this, refused ones included.
+    "portal_avatar_upload": "10/h/user",
 }
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
@@ -373,6 +379,11 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# The language chosen by a visitor (Django's set_language): sent over HTTPS only
+# when debug is off, not on cross-site requests, and not readable by scripts.
+LANGUAGE_COOKIE_SECURE = not DEBUG
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
 # The same policy in development and production, so an inline script or style
 # is caught on a developer's machine and not first in production.
 SECURE_CSP = {

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import FlowError
+from accounts.images import process_avatar
+from accounts.limits import limit_consume
 from accounts.services import profile as profile_service
 from accounts.usernames import normalize_username, validate_username
 
@@ -67,9 +69,13 @@ def username_change(*, ctx: Actor, username: str) -> str:
     return username
 
 
-def avatar_upload(*, ctx: Actor, image: ContentFile) -> None:
-    """``image`` is decoded and re-encoded by ``accounts.images.process_avatar``."""
+def avatar_upload(*, ctx: Actor, image: File) -> None:
+    """``image`` is the uploaded file: it is decoded and re-encoded here
+    (``accounts.images.process_avatar``, ``ValidationError`` when it is refused),
+    after the rate limit, so refused files count too: decoding is the costly part."""
     gate.check(ctx, field="avatar")
+    limit_consume(ctx, action="portal_avatar_upload")
+    image = process_avatar(image, size=image.size)
     with transaction.atomic():
         profile_service.avatar_set(ctx=ctx, user=ctx.target, image=image)
 

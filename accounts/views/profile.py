@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -165,8 +166,12 @@ def username_edit(request: HttpRequest) -> HttpResponse:
 def avatar_upload(request: HttpRequest) -> HttpResponse:
     form = AvatarForm(request.POST, request.FILES, policy=get_policy(request))
     if form.is_valid():
-        flows.avatar_upload(ctx=ctx_for(request), image=form.cleaned_data["avatar"])
-        return _saved(request, "avatar", _("Your picture was saved."))
+        try:
+            flows.avatar_upload(ctx=ctx_for(request), image=form.cleaned_data["avatar"])
+        except ValidationError as exc:
+            form.add_error("avatar", exc)
+        else:
+            return _saved(request, "avatar", _("Your picture was saved."))
     return _render(request, card="avatar", form=form, status=400)
 
 

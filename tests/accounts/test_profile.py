@@ -280,7 +280,7 @@ BAD_UPLOADS = [
         lambda: b"\x89PNG\r\n\x1a\n" + b"0" * (5 * 1024 * 1024 + 1),
         "larger than 5 MB",
     ),
-    ("pixel flood", "flood.png", _pixel_flood_png, "too many pixels"),
+    ("pixel flood", "flood.png", _pixel_flood_png, "too large: at most 4096 × 4096 pixels"),
     (
         "svg with script",
         "evil.svg",

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -56,6 +57,34 @@ class AccountAdapter(DefaultAccountAdapter):
 
                 user = lift_expired_suspension(ctx=actor_from_request(request), user=user)
         return super().pre_login(request, user, **kwargs)
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """Failed sign-ins count against the account, not the string typed, with a
+        bucket of its own for a browser the owner signed in from
+        (``accounts.signin_lockout``)."""
+        from accounts.signin_lockout import login_failures_key
+
+        login = credentials.get("email") or credentials.get("username") or ""
+        return login_failures_key(request, str(login))
+
+    def _delete_login_attempts_cached_email(self, request: HttpRequest, **credentials: Any) -> None:
+        """A password reset unlocks the account everywhere, not only in this browser."""
+        from allauth.core import ratelimit
+
+        from accounts.signin_lockout import account_for, account_key
+
+        super()._delete_login_attempts_cached_email(request, **credentials)
+        user = account_for(str(credentials.get("email") or ""))
+        if user is not None:
+            ratelimit.clear(request, action="login_failed", key=account_key(user))
+
+    def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponseBase:
+        """A successful sign-in makes this browser known for the account."""
+        from accounts.signin_lockout import device_remember
+
+        response = super().post_login(request, user, **kwargs)
+        device_remember(request, response, user)
+        return response
 
     def get_login_stages(self) -> list[str]:
         """allauth's stages, then the portal's second step (before login() runs)."""

@@ -78,12 +78,28 @@ class AccountAdapter(DefaultAccountAdapter):
         if user is not None:
             ratelimit.clear(request, action="login_failed", key=account_key(user))
 
+    def reauthenticate(self, user: AbstractBaseUser, password: str) -> bool:
+        """The password check at re-authentication, outside allauth's count of
+        failed sign-ins: wrong passwords there have their own limit (per user, then
+        the session is signed out: ``accounts.views.reauth``), and must not also
+        keep the user from signing in again."""
+        from allauth.core import context
+        from django.contrib.auth import authenticate
+
+        found = authenticate(context.request, username=user.get_username(), password=password)
+        return found is not None and found.pk == user.pk
+
     def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponseBase:
-        """A successful sign-in makes this browser known for the account."""
+        """A successful sign-in makes this browser known for the account, and
+        restarts the count of wrong passwords at re-authentication (over that
+        limit the session was signed out: signing in again is the way back)."""
+        from allauth.core import ratelimit
+
         from accounts.signin_lockout import device_remember
 
         response = super().post_login(request, user, **kwargs)
         device_remember(request, response, user)
+        ratelimit.clear(request, action="reauthenticate", user=user)
         return response
 
     def get_login_stages(self) -> list[str]:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -64,6 +65,50 @@ class AccountAdapter(DefaultAccountAdapter):
 
                 user = lift_expired_suspension(ctx=actor_from_request(request), user=user)
         return super().pre_login(request, user, **kwargs)
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """Failed sign-ins count against the account, not the string typed, with a
+        bucket of its own for a browser the owner signed in from
+        (``accounts.signin_lockout``)."""
+        from accounts.signin_lockout import login_failures_key
+
+        login = credentials.get("email") or credentials.get("username") or ""
+        return login_failures_key(request, str(login))
+
+    def _delete_login_attempts_cached_email(self, request: HttpRequest, **credentials: Any) -> None:
+        """A password reset unlocks the account everywhere, not only in this browser."""
+        from allauth.core import ratelimit
+
+        from accounts.signin_lockout import account_for, account_key
+
+        super()._delete_login_attempts_cached_email(request, **credentials)
+        user = account_for(str(credentials.get("email") or ""))
+        if user is not None:
+            ratelimit.clear(request, action="login_failed", key=account_key(user))
+
+    def reauthenticate(self, user: AbstractBaseUser, password: str) -> bool:
+        """The password check at re-authentication, outside allauth's count of
+        failed sign-ins: wrong passwords there have their own limit (per user, then
+        the session is signed out: ``accounts.views.reauth``), and must not also
+        keep the user from signing in again."""
+        from allauth.core import context
+        from django.contrib.auth import authenticate
+
+        found = authenticate(context.request, username=user.get_username(), password=password)
+        return found is not None and found.pk == user.pk
+
+    def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponseBase:
+        """A successful sign-in makes this browser known for the account, and
+        restarts the count of wrong passwords at re-authentication (over that
+        limit the session was signed out: signing in again is the way back)."""
+        from allauth.core import ratelimit
+
+        from accounts.signin_lockout import device_remember
+
+        response = super().post_login(request, user, **kwargs)
+        device_remember(request, response, user)
+        ratelimit.clear(request, action="reauthenticate", user=user)
+        return response
 
     def get_login_stages(self) -> list[str]:
         """allauth's stages, then the portal's second step (before login() runs)."""

@@ -260,7 +260,8 @@ ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
     "reset_password": "20/m/ip,5/m/key",
-    "reauthenticate": "10/m/user",
+    # Wrong passwords only; over the limit the session is signed out.
+    "reauthenticate": "5/15m/user",
     "reset_password_from_key": "20/m/ip",
     "signup": "20/m/ip",
     "login": "30/m/ip",

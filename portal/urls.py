@@ -9,7 +9,7 @@ from django.views.generic import RedirectView, TemplateView
 from django.views.i18n import JavaScriptCatalog
 from django.views.static import serve
 
-from accounts.views import two_factor
+from accounts.views import reauth, two_factor
 from accounts.views.home import root
 from accounts.views.impersonation import stop_impersonating
 
@@ -54,6 +54,12 @@ urlpatterns = [
         "accounts/sessions/",
         RedirectView.as_view(pattern_name="sessions", permanent=False),
         name="usersessions_list",
+    ),
+    # allauth's password re-authentication, signing out after too many wrong passwords.
+    path(
+        "accounts/reauthenticate/",
+        reauth.PasswordReauthenticateView.as_view(),
+        name="account_reauthenticate",
     ),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

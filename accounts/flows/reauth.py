@@ -8,13 +8,15 @@ authentication in the session, the one step bound to the request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 
 from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows import verified_change as vc
 from accounts.flows.errors import AccessDenied
-from accounts.limits import limit_consume
+from accounts.limits import limit_attempt, limit_consume
 from accounts.models import User
 from accounts.notifications import notify
 from accounts.reauth import EMAIL_CODE_METHOD, has_password_or_factor
@@ -81,3 +83,11 @@ def reauth_code_confirm(*, ctx: Actor, code: str) -> CodeResult:
 
 def reauth_code_sent(*, user: User) -> bool:
     return vc.pending(user, REAUTH_BY_EMAIL) is not None
+
+
+def reauth_password_attempt(*, ctx: Actor) -> Callable[[], None]:
+    """Counts one password attempt at re-authentication (allauth's "reauthenticate"
+    limit, per user); returns what takes it back when the password is right.
+    Over the limit raises ``RateLimited``: the caller ends the session, so a
+    stolen session cannot go on guessing and the owner signs in again."""
+    return limit_attempt(ctx, action="reauthenticate")

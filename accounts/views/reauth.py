@@ -3,9 +3,13 @@ with neither a password nor a second factor (for example social sign-in only).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from allauth.account.internal.flows import reauthentication as allauth_reauth
+from allauth.account.views import ReauthenticateView
 from django.contrib import messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,7 +17,13 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from accounts.flows.reauth import reauth_code_confirm, reauth_code_send, reauth_code_sent
+from accounts.flows.errors import RateLimited
+from accounts.flows.reauth import (
+    reauth_code_confirm,
+    reauth_code_send,
+    reauth_code_sent,
+    reauth_password_attempt,
+)
 from accounts.forms import CodeForm
 from accounts.models import User
 from accounts.reauth import (
@@ -68,3 +78,30 @@ def _send(request: HttpRequest) -> HttpResponse:
     return redirect(
         f"{request.path}?{urlencode({REDIRECT_FIELD_NAME: nxt})}" if nxt else request.path
     )
+
+
+class PasswordReauthenticateView(ReauthenticateView):
+    """allauth's password re-authentication, where only wrong passwords count
+    towards the limit (``ACCOUNT_RATE_LIMITS["reauthenticate"]``, per user). Over
+    it, the session is signed out and the answer is a 429 with ``Retry-After``:
+    a stolen session cannot go on guessing, and the owner signs in again."""
+
+    _take_back: Callable[[], None] | None = None
+
+    def _check_ratelimit(self, request: HttpRequest) -> HttpResponse | None:
+        # Replaces allauth's count of every POST (right passwords included).
+        if request.method != "POST":
+            return None
+        try:
+            self._take_back = reauth_password_attempt(ctx=ctx_for(request))
+        except RateLimited as error:
+            logout(request)
+            response = render(request, "accounts/reauth_signed_out.html", status=429)
+            response["Retry-After"] = str(error.retry_after)
+            return response
+        return None
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if self._take_back is not None:
+            self._take_back()
+        return super().form_valid(form)

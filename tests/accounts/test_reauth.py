@@ -181,3 +181,64 @@ def test_the_email_code_flow_refuses_while_impersonating(
     with pytest.raises(ImpersonationRefused):
         reauth_code_send(ctx=Actor(user=social_only, surface="web", impersonator_id=staff.pk))
     assert not mail.outbox
+
+
+# --- Wrong passwords at re-authentication -----------------------------------
+
+
+@pytest.fixture
+def frozen_time(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The limiter's clock, moved by hand: ``frozen_time[0] += seconds``."""
+    import time
+
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    return now
+
+
+def _wrong_passwords(client: Client, n: int) -> None:
+    for _ in range(n):
+        response = client.post(reverse("account_reauthenticate"), {"password": "not-it-at-all"})
+        assert response.status_code == 200
+        assert response.context["form"].errors == {"password": ["Incorrect password."]}
+
+
+def test_sixth_wrong_password_signs_out_with_429(
+    auth_client: Client, frozen_time: list[float]
+) -> None:
+    _wrong_passwords(auth_client, 3)
+    frozen_time[0] += 60
+    _wrong_passwords(auth_client, 2)
+    frozen_time[0] += 30
+    response = auth_client.post(reverse("account_reauthenticate"), {"password": "still-wrong!"})
+    assert response.status_code == 429
+    # The first of the five frees its slot 15 minutes after it was made.
+    assert response["Retry-After"] == str(15 * 60 - 90)
+    assert "so you have been signed out to protect your account" in unescape(
+        response.content.decode()
+    )
+    assert "_auth_user_id" not in auth_client.session
+    settings_page = auth_client.get(reverse("email"))
+    assert settings_page.status_code == 302
+    assert settings_page["Location"].startswith(reverse("account_login"))
+
+
+def test_a_right_password_does_not_count(auth_client: Client) -> None:
+    _wrong_passwords(auth_client, 4)
+    reauthenticate(auth_client)
+    reauthenticate(auth_client)
+    _wrong_passwords(auth_client, 1)
+    assert auth_client.get(reverse("email")).status_code == 200
+
+
+def test_signing_in_again_restarts_the_count(user: User) -> None:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    _wrong_passwords(client, 5)
+    assert client.post(reverse("account_reauthenticate"), {"password": "x" * 12}).status_code == 429
+    signed_in = client.post(
+        reverse("account_login"),
+        {"login": user.username, "password": "correct-horse-battery-staple-42"},
+    )
+    assert signed_in.status_code == 302
+    reauthenticate(client)

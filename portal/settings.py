@@ -255,7 +255,10 @@ USERSESSIONS_TRACK_ACTIVITY = False
 ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
-    "reset_password": "20/m/ip,5/m/key",
+    # Each request mails a code, to addresses without an account too: per address,
+    # room for a few retries but no flood of a victim's mailbox; per client address,
+    # an office behind one NAT but not one sender cycling through addresses.
+    "reset_password": "20/m/ip,60/h/ip,5/m/key,10/h/key",
     "reauthenticate": "10/m/user",
     "reset_password_from_key": "20/m/ip",
     "signup": "20/m/ip",

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from allauth import app_settings as allauth_settings
 from allauth.core import ratelimit
 from allauth.core.internal import ratelimit as _ratelimit
 from django.core.cache import cache
@@ -27,16 +29,71 @@ _APP = "allauth.account"
 def _request_for(ctx: Actor, user: Any) -> HttpRequest:
     request = HttpRequest()
     request.method = "POST"
-    request.META["REMOTE_ADDR"] = ctx.ip or "0.0.0.0"  # noqa: S104 - a key, not a bind
+    ip = ctx.ip or "0.0.0.0"  # noqa: S104 - a key, not a bind
+    request.META["REMOTE_ADDR"] = ip
+    # allauth reads the address from this header instead when one is configured.
+    header = allauth_settings.TRUSTED_CLIENT_IP_HEADER
+    if header:
+        request.META["HTTP_" + header.upper().replace("-", "_")] = ip
     request.user = user
     return request
 
 
 def limit_consume(ctx: Actor, *, action: str, key: str | None = None) -> None:
     """Counts one use of ``action``; raises ``RateLimited`` when over the limit."""
+    limits_consume(ctx, Limit(action, key))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """An action of ``ACCOUNT_RATE_LIMITS``, and the key of its ``key`` rates."""
+
+    action: str
+    key: str | None = None
+
+
+def limits_consume(ctx: Actor, *limits: Limit) -> None:
+    """Counts one use of each limit when none is used up; otherwise raises
+    ``RateLimited`` and counts none of them (a refusal by one limit does not eat
+    the others' allowance)."""
     user = ctx.target
-    if not ratelimit.consume(_request_for(ctx, user), action=action, user=user, key=key):
-        raise RateLimited()
+    request = _request_for(ctx, user)
+    for limit in limits:
+        if not ratelimit.consume(
+            request, action=limit.action, user=user, key=limit.key, dry_run=True
+        ):
+            raise RateLimited(
+                retry_after=_retry_after(request, action=limit.action, key=limit.key, user=user)
+            )
+    for limit in limits:
+        # Only a concurrent request using the last allowance can refuse here.
+        if not ratelimit.consume(request, action=limit.action, user=user, key=limit.key):
+            raise RateLimited()
+
+
+def site_cap_consume(name: str, *, cap: int, window: int = 3600) -> None:
+    """Counts one use of ``name`` for the whole site in the current clock window
+    (an hour by default); raises ``RateLimited`` past ``cap`` uses until the next
+    window starts. ``cap`` 0 means no cap.
+
+    One atomic counter per window rather than allauth's limiter: that one keeps
+    every timestamp of the window in one cache entry, rewritten under a lock on
+    each use, which a counter hit by every user would turn into contention (and
+    allauth refuses when its lock cannot be taken); its rates are also fixed in
+    ``ACCOUNT_RATE_LIMITS``, not read from a setting at the time of use."""
+    if cap <= 0:
+        return
+    now = time.time()
+    slot = int(now // window)
+    key = f"portal:cap:{name}:{slot}"
+    cache.add(key, 0, timeout=window + 60)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the entry expired between the two calls
+        cache.add(key, 1, timeout=window + 60)
+        count = 1
+    if count > cap:
+        raise RateLimited(retry_after=int((slot + 1) * window - now) + 1)
 
 
 def limit_attempt(ctx: Actor, *, action: str, key: str | None = None) -> Callable[[], None]:

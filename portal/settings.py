@@ -259,7 +259,10 @@ USERSESSIONS_TRACK_ACTIVITY = False
 ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
-    "reset_password": "20/m/ip,5/m/key",
+    # Each request mails a code, to addresses without an account too: per address,
+    # room for a few retries but no flood of a victim's mailbox; per client address,
+    # an office behind one NAT but not one sender cycling through addresses.
+    "reset_password": "20/m/ip,60/h/ip,5/m/key,10/h/key",
     # Wrong passwords only; over the limit the session is signed out.
     "reauthenticate": "5/15m/user",
     "reset_password_from_key": "20/m/ip",
@@ -270,6 +273,10 @@ ACCOUNT_RATE_LIMITS = {
     # The portal's own codes (email change, phone, re-authentication by email).
     "portal_email_change_code": "1/30s/user,10/h/user",
     "portal_phone_change_code": "1/30s/user,10/h/user",
+    # Every text message, besides the account's own allowance: per destination
+    # number and per client address (SMS pumping); SMS_SITE_HOURLY_CAP for the site.
+    "portal_sms_destination": "3/h/key,10/d/key",
+    "portal_sms_ip": "10/h/ip,30/d/ip",
     "portal_reauthentication_code": "1/30s/user,10/h/user",
     "portal_check_code": "20/m/user",
     "portal_data_export": "3/h/user",
@@ -289,6 +296,10 @@ SESSION_ACTIVITY_INTERVAL = env_int("SESSION_ACTIVITY_INTERVAL", 60)
 VERIFICATION_CODE_TIMEOUT = env_int("VERIFICATION_CODE_TIMEOUT", 15 * 60)
 VERIFICATION_CODE_MAX_ATTEMPTS = env_int("VERIFICATION_CODE_MAX_ATTEMPTS", 5)
 PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "FR").upper()
+# ISO region codes whose numbers may receive text messages (empty: all).
+SMS_ALLOWED_REGIONS = [region.upper() for region in env_list("SMS_ALLOWED_REGIONS")]
+# Text messages the whole site sends in a clock hour at most (0: no cap).
+SMS_SITE_HOURLY_CAP = env_int("SMS_SITE_HOURLY_CAP", 1000)
 SMS_BACKEND = env_str("SMS_BACKEND", "accounts.sms.backends.console.SmsBackend")
 SMS_FILE_PATH = Path(env_str("SMS_FILE_PATH") or VAR_DIR / "sms")
 SMS_TWILIO_ACCOUNT_SID = env_str("SMS_TWILIO_ACCOUNT_SID")

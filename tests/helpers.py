@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import re
+import time
+from types import SimpleNamespace
+from typing import Any
 
 from django.core import mail
 
@@ -34,3 +37,17 @@ class BrokenSmsBackend:
         from accounts.sms import SmsError
 
         raise SmsError("provider down", status=503)
+
+
+class LimiterClock:
+    """allauth's rate limiter (and the portal's site-wide caps) reading a clock
+    that the test moves forward, so hourly and daily limits run in no time."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.now = time.time()
+        fake = SimpleNamespace(time=lambda: self.now, monotonic=time.monotonic, sleep=time.sleep)
+        monkeypatch.setattr("allauth.core.internal.ratelimit.time", fake)
+        monkeypatch.setattr("accounts.limits.time", fake)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows import verified_change as vc
+from accounts.limits import Limit, site_cap_consume
 from accounts.models import User
 from accounts.notifications import notify, sms_schedule
 from accounts.phones import format_phone, parse_phone
@@ -42,6 +43,16 @@ def _deliver(ctx: Actor, user: User, target: str, code: str) -> None:
     sms_schedule(to=target, body=body)
 
 
+def _sms_limits(target: str) -> tuple[Limit, ...]:
+    # Against SMS pumping: per destination number (also protects its owner from a
+    # flood of codes) and per client address, besides the account's own allowance.
+    return (Limit("portal_sms_destination", key=target), Limit("portal_sms_ip"))
+
+
+def _sms_site_cap() -> None:
+    site_cap_consume("sms", cap=settings.SMS_SITE_HOURLY_CAP)
+
+
 def _announce(ctx: Actor, user: User, before: str, after: str) -> None:
     notify(
         ctx=ctx,
@@ -55,6 +66,8 @@ PHONE_CHANGE = vc.ChangeSpec(
     purpose=Purpose.PHONE_CHANGE,
     field="phone",
     send_action="portal_phone_change_code",
+    send_limits=_sms_limits,
+    site_cap=_sms_site_cap,
     normalise=parse_phone,
     current=lambda user: user.phone,
     same_as=lambda new, old: new == old,

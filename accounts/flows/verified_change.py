@@ -17,7 +17,7 @@ use and every surface:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -27,7 +27,7 @@ from django.utils.functional import Promise
 from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import FlowError
-from accounts.limits import limit_consume
+from accounts.limits import Limit, limit_consume, limits_consume
 from accounts.models import User
 from accounts.selectors.verification import code_pending_target
 from accounts.services.audit import audit_record
@@ -43,6 +43,10 @@ def _nobody(target: str, user: User) -> User | None:
     return None
 
 
+def _no_limits(target: str) -> Sequence[Limit]:
+    return ()
+
+
 @dataclass(frozen=True, kw_only=True)
 class CodeSpec:
     """A code sent to a target and checked later."""
@@ -51,6 +55,12 @@ class CodeSpec:
     # Rate-limit actions: sending a code (counted only when one is about to go
     # out) and checking one.
     send_action: str
+    # More limits on the same sends, besides the user's ``send_action``: per target
+    # (``Limit(action, key=target)``), per IP. Counted together: all or none.
+    send_limits: Callable[[str], Sequence[Limit]] = _no_limits
+    # Counts the send against a site-wide cap, after the other limits (raises
+    # ``RateLimited``); None when there is none.
+    site_cap: Callable[[], None] | None = None
     check_action: str = "portal_check_code"
     deliver: Deliver
     # Who else already has the target: the code is then issued but never sent,
@@ -131,6 +141,14 @@ def send_code(ctx: Actor, spec: CodeSpec, *, user: User, target: str) -> None:
         spec.tell_owner(ctx, owner)
 
 
+def _send_allowance(ctx: Actor, spec: CodeSpec, target: str) -> None:
+    """Counts a code about to go out to ``target``; raises ``RateLimited`` (and
+    nothing is sent or written) when a limit is reached."""
+    limits_consume(ctx, Limit(spec.send_action), *spec.send_limits(target))
+    if spec.site_cap is not None:
+        spec.site_cap()
+
+
 def _normalised(spec: ChangeSpec, user: User, target: str) -> str:
     try:
         value = spec.normalise(target)
@@ -147,7 +165,7 @@ def start(*, ctx: Actor, spec: ChangeSpec, target: str) -> Started:
     user = ctx.target
     value = _normalised(spec, user, target)
     # Counted only when a code is about to go out: a typo does not use the allowance.
-    limit_consume(ctx, action=spec.send_action)
+    _send_allowance(ctx, spec, value)
     with transaction.atomic():
         send_code(ctx, spec, user=user, target=value)
     return Started(target=value)
@@ -160,7 +178,7 @@ def resend(*, ctx: Actor, spec: ChangeSpec) -> Started | None:
     target = pending(user, spec)
     if target is None:
         return None
-    limit_consume(ctx, action=spec.send_action)
+    _send_allowance(ctx, spec, target)
     with transaction.atomic():
         send_code(ctx, spec, user=user, target=target)
     return Started(target=target)

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent, User
 from tests.conftest import PASSWORD
-from tests.helpers import code_from_last_email
+from tests.helpers import LimiterClock, code_from_last_email
 
 pytestmark = pytest.mark.django_db
 
@@ -272,3 +272,49 @@ def test_csrf_is_enforced_on_change(user: User) -> None:
     assert user.check_password(PASSWORD)
     assert not AuditEvent.objects.exists()
     assert not mail.outbox
+
+
+# --- Reset requests: limits ------------------------------------------------------
+
+
+def request_reset(address: str, ip: str) -> Any:
+    return Client(REMOTE_ADDR=ip).post(reverse("account_reset_password"), {"email": address})
+
+
+def assert_too_many(response: Any) -> None:
+    assert response.status_code == 429
+    page = unescape(response.content.decode())
+    assert "<h1>Too many attempts</h1>" in page
+    assert "You have tried this too often in a short time." in page
+
+
+@pytest.mark.parametrize("address", ["alice@example.org", "nobody@example.org"])
+def test_reset_requests_for_one_address_are_capped_per_hour(
+    user: User, address: str, monkeypatch: Any
+) -> None:
+    """Ten an hour per address, whether or not it has an account, from any address."""
+    clock = LimiterClock(monkeypatch)
+    for n in range(10):
+        assert request_reset(address, f"203.0.113.{n}").status_code == 302
+        clock.advance(61)  # past the five a minute
+    assert_too_many(request_reset(address.upper(), "198.51.100.1"))
+    assert len(notifications_to(address)) == 10
+    # Other addresses are not held back, and the address gets a code again once
+    # the first request is an hour old.
+    assert request_reset("bob@example.org", "198.51.100.1").status_code == 302
+    clock.advance(3600 - 610 + 1)
+    assert request_reset(address, "198.51.100.1").status_code == 302
+    assert len(notifications_to(address)) == 11
+
+
+def test_reset_requests_from_one_client_address_are_capped_per_hour(
+    db: Any, monkeypatch: Any
+) -> None:
+    clock = LimiterClock(monkeypatch)
+    for n in range(60):
+        assert request_reset(f"someone{n}@example.org", "198.51.100.1").status_code == 302
+        clock.advance(4)  # fifteen a minute: under the twenty a minute
+    assert_too_many(request_reset("someone60@example.org", "198.51.100.1"))
+    assert not notifications_to("someone60@example.org")
+    assert len(mail.outbox) == 60
+    assert request_reset("someone60@example.org", "198.51.100.2").status_code == 302

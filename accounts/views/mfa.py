@@ -39,7 +39,7 @@ from accounts.models import User
 from accounts.policy import PolicyDenied, field_editable, get_policy, section
 from accounts.reauth import reauthentication_required
 from accounts.selectors import mfa as mfa_selectors
-from accounts.views.two_factor import _webauthn_config
+from accounts.views.two_factor import JsonBodyOr400, _webauthn_config
 from accounts.web import ctx_for
 
 CODES_SESSION_KEY = "portal_new_backup_codes"
@@ -225,11 +225,11 @@ class _RegistrationGate:
         self._gated(lambda: mfa_flows.passkey_registration_check(ctx_for(self.request)))
 
 
-class RegisterBegin(_RegistrationGate, BeginCredentialRegistrationView):
+class RegisterBegin(JsonBodyOr400, _RegistrationGate, BeginCredentialRegistrationView):
     pass
 
 
-class RegisterComplete(_RegistrationGate, CompleteCredentialRegistrationView):
+class RegisterComplete(JsonBodyOr400, _RegistrationGate, CompleteCredentialRegistrationView):
     def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
         # A refusal after the library saved the credential takes the credential back.
         with transaction.atomic():

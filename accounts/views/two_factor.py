@@ -117,6 +117,23 @@ def verify(request: HttpRequest) -> HttpResponse:
     )
 
 
+class JsonBodyOr400:
+    """A JSON body that does not decode is a 400 on every WebAuthn endpoint.
+
+    django-otp-webauthn (0.10.3) turns only ``json.JSONDecodeError`` into its
+    "malformed request" answer; ``json.loads`` also raises ``UnicodeDecodeError`` for
+    bytes that are not UTF-8, ``ValueError`` for a number past Python's 4 300-digit
+    limit and ``RecursionError`` for deep nesting, which became 500s. The library
+    has no hook for this but its private ``_parse_request_data``.
+    """
+
+    def _parse_request_data(self, request: HttpRequest) -> Any:
+        try:
+            return super()._parse_request_data(request)  # type: ignore[misc]
+        except (ValueError, RecursionError) as exc:
+            raise webauthn_exceptions.MalformedRequest() from exc
+
+
 class _StageUserMixin:
     request: HttpRequest
 
@@ -129,11 +146,13 @@ class _StageUserMixin:
             raise webauthn_exceptions.NotAuthenticated()
 
 
-class StageBeginAuthentication(_StageUserMixin, BeginCredentialAuthenticationView):
+class StageBeginAuthentication(JsonBodyOr400, _StageUserMixin, BeginCredentialAuthenticationView):
     pass
 
 
-class StageCompleteAuthentication(_StageUserMixin, CompleteCredentialAuthenticationView):
+class StageCompleteAuthentication(
+    JsonBodyOr400, _StageUserMixin, CompleteCredentialAuthenticationView
+):
     def check_device_usable(self, device: Any) -> None:
         """The library refuses users who are not ``is_active``; an account scheduled
         for deletion may still finish signing in (to cancel the deletion)."""
@@ -209,13 +228,13 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
     )
 
 
-class ReauthBeginAuthentication(BeginCredentialAuthenticationView):
+class ReauthBeginAuthentication(JsonBodyOr400, BeginCredentialAuthenticationView):
     def check_can_authenticate(self) -> None:
         if not self.request.user.is_authenticated:
             raise webauthn_exceptions.NotAuthenticated()
 
 
-class ReauthCompleteAuthentication(CompleteCredentialAuthenticationView):
+class ReauthCompleteAuthentication(JsonBodyOr400, CompleteCredentialAuthenticationView):
     def check_can_authenticate(self) -> None:
         if not self.request.user.is_authenticated:
             raise webauthn_exceptions.NotAuthenticated()

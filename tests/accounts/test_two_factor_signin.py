@@ -461,6 +461,31 @@ def test_passwordless_login_stays_off() -> None:
             reverse(name)
 
 
+WEBAUTHN_ENDPOINTS = [
+    "two_factor_webauthn_begin",
+    "two_factor_webauthn_complete",
+    "reauthenticate_webauthn_begin",
+    "reauthenticate_webauthn_complete",
+    "passkey_register_begin",
+    "passkey_register_complete",
+]
+
+
+@pytest.mark.parametrize("name", WEBAUTHN_ENDPOINTS)
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff", b"1" * 5000, b"[" * 100_000],
+    ids=["not-utf8", "a-5000-digit-number", "nested-100000-deep"],
+)
+def test_a_webauthn_body_json_cannot_read_is_a_400(
+    auth_client: Client, name: str, body: bytes
+) -> None:
+    """``json.loads`` raises more than ``JSONDecodeError``: each is a malformed request."""
+    response = auth_client.post(reverse(name), data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_request"
+
+
 # --- The verify page --------------------------------------------------------------------
 
 

@@ -32,10 +32,15 @@ class FormCharsetMiddleware(MiddlewareMixin):
     without a charset, so refusing the others costs nobody anything; the spellings
     of UTF-8 and ASCII (``utf8``, ``US-ASCII``) are read as UTF-8.
 
+    Also answers 400 to a request the handler could only build without its query
+    string and body (``accounts.requests``).
+
     Placed before ``CsrfViewMiddleware``, the first reader of ``request.POST``.
     """
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if getattr(request, "malformed", False):  # ``accounts.requests``
+            return render(request, "400.html", status=400)
         if request.content_type not in FORM_CONTENT_TYPES:
             return None
         charset = (request.content_params or {}).get("charset")

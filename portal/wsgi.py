@@ -1,6 +1,11 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+# Django's handler, building requests that cannot break before the middleware runs.
+from accounts.requests import PortalWSGIHandler  # noqa: E402
+
+application = PortalWSGIHandler()

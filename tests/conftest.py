@@ -64,6 +64,16 @@ def _commit_at_test_boundary(monkeypatch: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _portal_requests(monkeypatch: Any) -> None:
+    """The test client builds the request the portal's WSGI handler builds."""
+    import django.test.client
+
+    from accounts.requests import PortalWSGIRequest
+
+    monkeypatch.setattr(django.test.client, "WSGIRequest", PortalWSGIRequest)
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Any:
     from django.core.cache import cache
 

@@ -172,3 +172,52 @@ def test_a_form_in_utf8_signs_in(user: User, content_type: str) -> None:
     assert response.status_code == 302
     assert response["Location"] == reverse("settings_home")
     assert client.session["_auth_user_id"] == str(user.pk)
+
+
+# --- Requests Django cannot build -------------------------------------------------------
+
+
+def _environ(query: str, content_type: str) -> dict[str, Any]:
+    import io
+
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/accounts/login/",
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": "0",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "content_type"),
+    [
+        ("&".join(["a=1"] * 1001), "text/plain; charset=utf-8"),
+        ("", "text/plain; " + "x" * 10_001),
+    ],
+    ids=["too many query fields", "huge content type"],
+)
+def test_a_request_django_cannot_build_is_a_400(db: Any, query: str, content_type: str) -> None:
+    from portal.wsgi import application
+
+    statuses: list[str] = []
+    body = b"".join(
+        application(_environ(query, content_type), lambda status, headers: statuses.append(status))
+    )
+
+    assert statuses == ["400 Bad Request"]
+    assert b"<html" in body
+
+
+def test_the_test_client_builds_the_same_requests(client: Any, db: Any) -> None:
+    response = client.post(
+        "/accounts/login/?" + "&".join(["a=1"] * 1001),
+        data="x",
+        content_type="text/plain; charset=utf-8",
+    )
+
+    assert response.status_code == 400

@@ -14,6 +14,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.actor import Actor
 from accounts.admin.actions import ACTIONS, action_urls
 from accounts.admin.forms import suspend_form
 from accounts.admin.lists import CappedCountPaginator, HasSecondFactorFilter
@@ -98,6 +99,16 @@ class UserAdmin(GuardedListMixin, DjangoUserAdmin):
         ),
         (gettext_lazy("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Other staff and superusers are changed by superusers only (the flow
+        refuses it too); staff may still view them."""
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None or obj.pk == request.user.pk:
+            return True
+        actor = request.user if isinstance(request.user, User) else None
+        return actor is not None and moderation.may_act_on(Actor(user=actor), obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         """The privileges are shown read-only to anyone but a superuser, and to a

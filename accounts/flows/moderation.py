@@ -254,6 +254,9 @@ def save_user_by_staff(
             stored = User.objects.select_for_update().filter(pk=user.pk).first()
             if stored is None:
                 raise AccessDenied()
+            if stored.pk != ctx.user.pk and not may_act_on(ctx, stored):
+                # Other staff and superusers are edited by superusers only.
+                raise AccessDenied(CANNOT_ACT, staff=True)
         privileges_before = _privileges(stored)
         privileges_asked = {
             "is_staff": user.is_staff,

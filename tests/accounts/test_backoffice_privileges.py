@@ -263,3 +263,41 @@ def test_the_flow_saves_a_superusers_own_other_fields(boss: User) -> None:
     boss.display_name = "The boss"
     save_user_by_staff(ctx=Actor(user=boss, surface="api"), user=boss, changed=["display_name"])
     assert User.objects.get(pk=boss.pk).display_name == "The boss"
+
+
+# --- Other staff accounts are out of reach without being a superuser ---------------------
+
+
+def test_staff_cannot_edit_another_staff_account(editor: User, boss: User) -> None:
+    client = signed_in(editor)
+    data = change_form_data(client, boss, display_name="Renamed")
+
+    response = client.post(user_page(boss), data)
+
+    assert response.status_code == 403
+    assert User.objects.get(pk=boss.pk).display_name != "Renamed"
+    assert not AuditEvent.objects.filter(action="account.updated_by_staff").exists()
+
+
+def test_the_flow_refuses_staff_editing_another_staff_account(editor: User, boss: User) -> None:
+    boss.display_name = "Renamed"
+
+    with pytest.raises(AccessDenied) as refused:
+        save_user_by_staff(
+            ctx=Actor(user=editor, subject=boss, surface="admin"),
+            user=boss,
+            changed=["display_name"],
+        )
+
+    assert refused.value.status == 403
+    assert User.objects.get(pk=boss.pk).display_name != "Renamed"
+
+
+def test_staff_may_still_edit_their_own_profile_fields(editor: User) -> None:
+    client = signed_in(editor)
+    data = change_form_data(client, editor, display_name="Me again")
+
+    response = client.post(user_page(editor), data)
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=editor.pk).display_name == "Me again"

@@ -133,13 +133,19 @@ def staff_user(user_factory: Callable[..., User]) -> User:
     return user_factory(username="sam", is_staff=True)
 
 
+def staff_signed_in(member: User, client: Client | None = None) -> Client:
+    """``member`` signed in with their second factor (the back-office needs it), in
+    ``client`` or a new one."""
+    client = client or Client()
+    client.force_login(member, backend="django.contrib.auth.backends.ModelBackend")
+    verify_second_factor(client, member)
+    return client
+
+
 @pytest.fixture
 def staff_client(staff_user: User) -> Client:
     """A staff member signed in with their second factor (the back-office needs it)."""
-    client = Client()
-    client.force_login(staff_user, backend="django.contrib.auth.backends.ModelBackend")
-    verify_second_factor(client, staff_user)
-    return client
+    return staff_signed_in(staff_user)
 
 
 @pytest.fixture

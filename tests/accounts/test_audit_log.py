@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent, User
 from accounts.services.audit import Action, audit_record
-from tests.conftest import verify_second_factor
+from tests.conftest import staff_signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +30,7 @@ HEADER = ["time", "action", "subject", "actor", "impersonator", "ip_address", "u
 # --- Helpers ----------------------------------------------------------------------------
 
 
-def staff_client(user: User) -> Client:
-    client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    verify_second_factor(client, user)
-    return client
+staff_client = staff_signed_in
 
 
 @pytest.fixture

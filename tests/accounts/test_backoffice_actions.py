@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.admin.actions import ACTIONS
 from accounts.models import AuditEvent, User
-from tests.conftest import verify_second_factor
+from tests.conftest import staff_signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,7 @@ def staff_with(
     member = user_factory(username="helper", is_staff=True)
     for codename in ("view_user", *codenames):
         member.user_permissions.add(Permission.objects.get(codename=codename))
-    client = client or Client()
-    client.force_login(member, backend="django.contrib.auth.backends.ModelBackend")
-    verify_second_factor(client, member)
+    client = staff_signed_in(member, client)
     return member, client
 
 

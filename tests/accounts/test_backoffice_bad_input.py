@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import AuditEvent, User
 from accounts.services.audit import Action, audit_record
 from accounts.services.moderation import user_suspend
-from tests.conftest import verify_second_factor
+from tests.conftest import staff_signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +31,7 @@ LISTS = [USERS, AUDIT, EXPORT]
 
 
 def signed_in(member: User) -> Client:
-    client = Client(raise_request_exception=False)
-    client.force_login(member, backend="django.contrib.auth.backends.ModelBackend")
-    verify_second_factor(client, member)
-    return client
+    return staff_signed_in(member, Client(raise_request_exception=False))
 
 
 @pytest.fixture

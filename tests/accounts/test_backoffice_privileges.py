@@ -18,18 +18,14 @@ from accounts.flows.moderation import save_user_by_staff
 from accounts.models import AuditEvent, User
 from accounts.services.moderation import user_suspend
 from tests.accounts.test_backoffice_users import change_form_data, user_page
-from tests.conftest import verify_second_factor
+from tests.conftest import staff_signed_in
 
 pytestmark = pytest.mark.django_db
 
 PRIVILEGES = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
-def signed_in(member: User) -> Client:
-    client = Client()
-    client.force_login(member, backend="django.contrib.auth.backends.ModelBackend")
-    verify_second_factor(client, member)
-    return client
+signed_in = staff_signed_in
 
 
 def privileges_of(user: User) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.actor import Actor
 from accounts.flows.errors import AccessDenied
-from accounts.models import User
+from accounts.models import PersonalAccessToken, User
 
 
 def _own(ctx: Actor) -> User:
@@ -45,6 +45,25 @@ def access_own_social_account(ctx: Actor, pk: Any) -> SocialAccount:
     if account is None:
         raise AccessDenied()
     return account
+
+
+def access_own_token(ctx: Actor, pk: Any) -> PersonalAccessToken:
+    """One of the user's own personal access tokens (revoked ones included)."""
+    key = int_pk(pk)
+    token = PersonalAccessToken.objects.filter(user=_own(ctx), pk=key).first() if key else None
+    if token is None:
+        raise AccessDenied()
+    return token
+
+
+def int_pk(pk: Any) -> int | None:
+    """``pk`` as a primary key the database can compare, or None: a number too big
+    for a 64-bit column is nobody's object, not a database error."""
+    try:
+        key = int(pk)
+    except (TypeError, ValueError):
+        return None
+    return key if 0 < key < 2**63 else None
 
 
 def access_user_for_staff(ctx: Actor, pk: Any, permission: str) -> User:

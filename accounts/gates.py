@@ -204,6 +204,9 @@ class GateMiddleware(MiddlewareMixin):
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
+        if request.path_info.startswith("/api/"):
+            # The APIs have their own door (accounts.api): JSON refusals, no redirects.
+            return None
         gate = gate_for(request.resolver_match, request)
         write = request.method not in SAFE_METHODS
         if is_impersonating(request):

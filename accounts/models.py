@@ -186,6 +186,10 @@ class AccountPolicy(models.Model):
     sessions = _mode_field(_("sessions and devices"), _("Seeing and ending signed-in sessions."))
     delete_account = _mode_field(_("account deletion"), _("Deleting one's own account."))
     data_export = _mode_field(_("data export"), _("Downloading a copy of one's data."))
+    tokens = _mode_field(
+        _("personal access tokens"),
+        _("Tokens that let the user's own programs use the Account API."),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
@@ -351,3 +355,77 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code {self.pk}"
+
+
+class TokenScope(models.TextChoices):
+    ACCOUNT_READ = "account:read", _("Read your account settings")
+    ACCOUNT_WRITE = "account:write", _("Change your account settings")
+
+
+class PersonalAccessToken(models.Model):
+    """A token a user's own program sends as ``Authorization: Bearer pat_…``.
+
+    Only a keyed SHA-256 of its secret is stored (``accounts.services.tokens``);
+    ``prefix`` (the first characters of the secret) finds the row and names the
+    token in lists. It dies when revoked, when it expires, and with the account
+    (suspension, deletion, password change revoke it; every use checks the state).
+    """
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="access_tokens", verbose_name=_("user")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    scopes = models.JSONField(_("scopes"), default=list)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    # Staff who made it for the user (the Management API); None when the user did.
+    created_by = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        verbose_name = _("personal access token")
+        verbose_name_plural = _("personal access tokens")
+        indexes = [models.Index(fields=["user", "revoked_at"], name="accounts_pat_user_live")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (pat_{self.prefix}…)"
+
+
+class ApiVerification(models.Model):
+    """A proof of identity made through the Account API (password, second factor,
+    or a code sent to the user's own address), named by the id the client sends as
+    ``X-Verification-Id``. Only a keyed hash of that id is stored.
+
+    ``purpose`` says what it proves: ``identity`` counts as a re-authentication of
+    its user until ``expires_at``; ``code`` is a code sent and not yet checked
+    (checking it turns the row into an ``identity`` one).
+    """
+
+    class Purpose(models.TextChoices):
+        IDENTITY = "identity", _("Identity")
+        CODE = "code", _("Code sent")
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_verifications")
+    digest = models.CharField(max_length=64, unique=True)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    method = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("API verification")
+        verbose_name_plural = _("API verifications")
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.method} for {self.user_id}"

@@ -38,6 +38,7 @@ FIELDS: tuple[str, ...] = (
     "sessions",
     "delete_account",
     "data_export",
+    "tokens",
 )
 
 CACHE_KEY = "accounts:policy:v1"
@@ -73,6 +74,20 @@ class Policy:
 
 class PolicyDenied(PermissionDenied):
     """A write refused by the policy. Its message is shown to the user."""
+
+    code = "policy.field_not_editable"
+
+
+class SettingsOff(PolicyDenied):
+    """The master switch is off: every settings write is refused."""
+
+    code = "policy.not_enabled"
+
+
+class FieldOff(Http404):
+    """The field is off: its pages and endpoints do not exist."""
+
+    code = "policy.field_not_enabled"
 
 
 def _cache_timeout() -> int | None:
@@ -126,14 +141,14 @@ READ_ONLY_MESSAGE = _(
 
 def require_visible(policy: Policy, name: str) -> None:
     if not policy.visible(name):
-        raise Http404
+        raise FieldOff
 
 
 def require_editable(policy: Policy, name: str) -> None:
     """404 when the field is off; PolicyDenied (403) when it can't be changed."""
     require_visible(policy, name)
     if not policy.enabled:
-        raise PolicyDenied(SETTINGS_OFF_MESSAGE)
+        raise SettingsOff(SETTINGS_OFF_MESSAGE)
     if not policy.editable(name):
         raise PolicyDenied(READ_ONLY_MESSAGE)
 
@@ -155,10 +170,10 @@ def section(*names: str) -> Callable[[Callable[..., HttpResponse]], Callable[...
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             policy = get_policy(request)
             if not any(policy.visible(name) for name in names):
-                raise Http404
+                raise FieldOff
             if not policy.enabled:
                 if is_write(request):
-                    raise PolicyDenied(SETTINGS_OFF_MESSAGE)
+                    raise SettingsOff(SETTINGS_OFF_MESSAGE)
                 return settings_off_response(request)
             return view(request, *args, **kwargs)
 

@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "hijack",
     "django_htmx",
     "django_tasks_db",
+    # The Account API (accounts.api); "ninja" serves its documentation page's files.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +118,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Errors under /api/ that the API did not answer itself get its JSON shape.
+    "accounts.api.errors.ApiErrorShapeMiddleware",
+    "accounts.api.middleware.ApiUploadsMiddleware",
     # Before CSRF, the first reader of request.POST: a form in another charset is a 400.
     "accounts.middleware.FormCharsetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -282,6 +287,7 @@ ACCOUNT_RATE_LIMITS = {
     "portal_data_export": "3/h/user",
     # Each picture is decoded (the costly part) only after this, refused ones included.
     "portal_avatar_upload": "10/h/user",
+    "portal_token_create": "10/h/user",
 }
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
@@ -360,6 +366,15 @@ SERVE_MEDIA = env_bool("DJANGO_SERVE_MEDIA", default=True)
 # Seconds a per-process (local memory) cache keeps the field policy; with a shared
 # cache (REDIS_URL) a save reaches every process at once.
 POLICY_LOCAL_CACHE_SECONDS = env_int("POLICY_LOCAL_CACHE_SECONDS", 5)
+
+# --- APIs -----------------------------------------------------------------
+
+# The API reads PUT uploads itself (accounts.api.middleware), only under /api/.
+NINJA_FIX_REQUEST_FILES_METHODS: set[str] = set()
+# Live personal access tokens one account may hold.
+PERSONAL_ACCESS_TOKENS_PER_USER = env_int("PERSONAL_ACCESS_TOKENS_PER_USER", 20)
+# The Account API's lists (security activity) give at most this many rows a page.
+API_PAGE_SIZE_MAX = 100
 
 # --- Email ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from django.views.generic import RedirectView, TemplateView
 from django.views.i18n import JavaScriptCatalog
 from django.views.static import serve
 
+from accounts.api.api import api
 from accounts.views import reauth, two_factor
 from accounts.views.home import root
 from accounts.views.impersonation import stop_impersonating
@@ -67,6 +68,7 @@ urlpatterns = [
     # verified second factor), never from hijack's own acquire URL.
     path("hijack/", include(([path("release/", stop_impersonating, name="release")], "hijack"))),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
 ]
 
 handler403 = "accounts.views.errors.permission_denied"

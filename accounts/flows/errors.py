@@ -71,3 +71,21 @@ class AccessDenied(FlowError):
         if staff:
             self.code = "forbidden"
             self.status = 403
+
+
+class CodeRefused(FlowError):
+    """A one-time code that did not confirm anything (the result says why)."""
+
+    status = 422
+
+    def __init__(self, result: object) -> None:
+        from accounts.services.codes import CodeResult
+
+        messages = {
+            CodeResult.WRONG: _("That code is not right. Check it and try again."),
+            CodeResult.EXPIRED: _("This code has expired. Ask for a new one."),
+            CodeResult.EXHAUSTED: _("Too many wrong codes. Ask for a new one."),
+            CodeResult.MISSING: _("There is no code waiting for confirmation. Start again."),
+        }
+        super().__init__(messages.get(result, ""), code=f"code.{getattr(result, 'value', result)}")
+        self.result = result

@@ -10,6 +10,7 @@ from accounts.models import User
 from accounts.notifications import notify
 from accounts.services.audit import audit_record
 from accounts.services.sessions import sessions_end_others
+from accounts.services.tokens import tokens_revoke_all
 
 
 def password_changed(*, ctx: Actor, user: User, action: str) -> None:
@@ -17,4 +18,6 @@ def password_changed(*, ctx: Actor, user: User, action: str) -> None:
     with transaction.atomic():
         audit_record(ctx=ctx, action=action, subject=user)
         sessions_end_others(user=user, keep_session_key=ctx.session_key)
+        # A token is a credential too: none outlives the old password.
+        tokens_revoke_all(user=user)
         notify(ctx=ctx, user=user, event="password_changed")

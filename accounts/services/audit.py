@@ -57,6 +57,8 @@ class Action:
     SESSIONS_ENDED_BY_STAFF = "session.all_ended_by_staff"
     IMPERSONATION_STARTED = "impersonation.started"
     IMPERSONATION_ENDED = "impersonation.ended"
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
 
     LABELS: ClassVar[dict[str, Any]] = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -74,6 +76,8 @@ class Action:
         PASSWORD_SET: _("Password set"),
         PASSWORD_RESET: _("Password reset"),
         REAUTHENTICATED: _("Identity confirmed"),
+        TOKEN_CREATED: _("Personal access token created"),
+        TOKEN_REVOKED: _("Personal access token revoked"),
         SIGNED_IN: _("Signed in"),
         SIGNED_OUT: _("Signed out"),
         TOTP_ADDED: _("Authenticator app added"),

@@ -21,6 +21,7 @@ from accounts.models import AuditEvent, User
 from accounts.services.audit import Action, audit_record
 from accounts.services.impersonation import impersonations_end
 from accounts.services.sessions import sessions_end_all
+from accounts.services.tokens import tokens_revoke_all
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def account_deletion_schedule(*, ctx: Actor | None, user: User, reason: str = ""
         data={"scheduled_for": locked.deletion_scheduled_for.isoformat(), "reason": reason},
     )
     sessions_end_all(user=locked)
+    tokens_revoke_all(user=locked)
     impersonations_end(staff=locked)
     return locked
 

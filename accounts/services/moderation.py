@@ -14,6 +14,7 @@ from accounts.services.audit import Action, audit_record
 from accounts.services.deletion import InvalidTransition, account_deletion_cancel
 from accounts.services.impersonation import impersonations_end
 from accounts.services.sessions import sessions_end_all
+from accounts.services.tokens import tokens_revoke_all
 
 
 class NotAllowed(Exception):
@@ -53,6 +54,7 @@ def user_suspend(
         data={"reason": locked.state_reason, "until": until.isoformat() if until else None},
     )
     sessions_end_all(user=locked)
+    tokens_revoke_all(user=locked)
     impersonations_end(staff=locked)
     return locked
 

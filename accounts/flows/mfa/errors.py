@@ -11,6 +11,7 @@ class WrongCode(FlowError):
     """The code is not right (or was already used)."""
 
     code = "mfa.wrong_code"
+    status = 422
 
     def __init__(self, message: object = "") -> None:
         super().__init__(message or _("That code is not right. Check it and try again."))

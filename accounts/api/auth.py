@@ -1,0 +1,135 @@
+"""Who calls the Account API, and the ``Actor`` of the call.
+
+Two ways in, tried in this order:
+
+- ``Authorization: Bearer pat_…``: a personal access token. Every use checks the
+  token (live, not expired) and its owner (active); a token that does not pass is a
+  401, never a fall-back to the session. The operation's scope is checked too:
+  reads need ``account:read``, writes ``account:write``.
+- The portal's session cookie, with CSRF on writes (same-origin front-ends).
+
+A sensitive change needs a verification: the ``X-Verification-Id`` header (see
+``accounts.flows.verifications``) or, for a session, its own recent
+re-authentication.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+from ninja.errors import AuthenticationError
+from ninja.security import APIKeyCookie, HttpBearer
+
+from accounts.actor import Actor
+from accounts.flows.errors import FlowError
+from accounts.flows.verifications import VerificationExpired, VerificationInvalid, verified_at
+from accounts.models import PersonalAccessToken, TokenScope, User
+from accounts.policy import get_policy
+from accounts.services.tokens import token_authenticate
+from accounts.web import actor_from_request, client_ip
+
+VERIFICATION_HEADER = "X-Verification-Id"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class InsufficientScope(FlowError):
+    code = "token.insufficient_scope"
+    status = 403
+
+
+def _usable(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.state == User.State.ACTIVE)
+
+
+class TokenAuth(HttpBearer):
+    """A personal access token of an active account, while the policy shows tokens."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        header = request.headers.get("Authorization")
+        if header is not None and not header.lower().startswith("bearer "):
+            # Another scheme (Basic...) is not ours: no fall-back to the session.
+            raise AuthenticationError()
+        return super().__call__(request)
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        found = token_authenticate(token.strip())
+        if found is None or not get_policy(request).visible("tokens"):
+            # A token the user can no longer see or revoke must not work either.
+            raise AuthenticationError()
+        request.user = found.user
+        request.api_token = found  # type: ignore[attr-defined]
+        return found.user
+
+
+class SessionAuth(APIKeyCookie):
+    """The portal's own session (CSRF checked on writes by ``APIKeyCookie``)."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = request.user
+        return user if _usable(user) else None
+
+
+class PendingDeletionSessionAuth(SessionAuth):
+    """A session of an account waiting for its deletion: it may only cancel it."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = request.user
+        if user.is_authenticated and user.state in {
+            User.State.ACTIVE,
+            User.State.PENDING_DELETION,
+        }:
+            return user
+        return None
+
+
+token_auth = TokenAuth()
+session_auth = SessionAuth()
+ACCOUNT_AUTH = [token_auth, session_auth]
+# OpenAPI names of the two ways in, for the document's ``security``.
+ACCOUNT_READ, ACCOUNT_WRITE = TokenScope.ACCOUNT_READ.value, TokenScope.ACCOUNT_WRITE.value
+
+
+def require_scope(request: HttpRequest) -> None:
+    """A token may read with ``account:read`` and write with ``account:write``."""
+    token: PersonalAccessToken | None = getattr(request, "api_token", None)
+    if token is None:
+        return
+    needed = ACCOUNT_READ if request.method in SAFE_METHODS else ACCOUNT_WRITE
+    if needed not in token.scopes:
+        raise InsufficientScope(
+            _("This token does not have the %(scope)s scope.") % {"scope": needed}
+        )
+
+
+def api_ctx(request: HttpRequest) -> Actor:
+    """The actor of an Account API call (after authentication)."""
+    require_scope(request)
+    user = request.user
+    token = getattr(request, "api_token", None)
+    if token is not None:
+        ctx = Actor(
+            user=user,
+            ip=client_ip(request),
+            user_agent=request.headers.get("User-Agent", "")[:300],
+            surface="token",
+            language=get_language() or "",
+        )
+    else:
+        ctx = replace(actor_from_request(request, surface="api"), language=get_language() or "")
+    header = request.headers.get(VERIFICATION_HEADER)
+    if header:
+        try:
+            at = verified_at(user=user, verification_id=header.strip())
+        except (VerificationInvalid, VerificationExpired) as exc:
+            # Told only if the operation needs a verification.
+            request.api_verification_problem = exc  # type: ignore[attr-defined]
+        else:
+            ctx = replace(ctx, reauthenticated_at=max(at, ctx.reauthenticated_at or 0))
+    return ctx

@@ -1,0 +1,12 @@
+"""The Account API's routers, one module per settings section."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+from accounts.api.routers import account, verifications
+
+ROUTERS: list[tuple[str, Router]] = [
+    ("/my-account", account.router),
+    ("/verifications", verifications.router),
+]

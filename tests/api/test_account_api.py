@@ -16,6 +16,7 @@ from PIL import Image
 from accounts.models import AuditEvent, PersonalAccessToken, User
 from accounts.services.audit import Action
 from tests.api.conftest import ApiClient, assert_error, make_token, verify
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -322,3 +323,52 @@ def test_profile_patch(api: ApiClient, user: User) -> None:
     assert (user.first_name, user.time_zone) == ("Alice", "Europe/Paris")
     body = assert_error(api.patch("/api/my-account/profile", {"time_zone": "Mars/Olympus"}), 422, "validation_error")
     assert "time_zone" in body["details"]
+
+
+# --- Query budgets ---------------------------------------------------------------------
+
+
+def _with_history(user: User) -> None:
+    """Devices, keys and sessions that must not add queries per row."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    for n in range(5):
+        AuditEvent.objects.create(action=Action.SIGNED_IN, subject=user, actor=user, data={"n": n})
+
+
+def test_query_budget_get_my_account(
+    api: ApiClient, user: User, django_assert_max_num_queries: Any
+) -> None:
+    _with_history(user)
+    api.get("/api/my-account")  # the policy is cached from the second call on
+    with django_assert_max_num_queries(4):
+        assert api.get("/api/my-account").status_code == 200
+
+
+def test_query_budget_patch_display_name(
+    api: ApiClient, user: User, django_assert_max_num_queries: Any
+) -> None:
+    _with_history(user)
+    api.get("/api/my-account")
+    # 5 statements; the rest are the savepoints of the nested atomic blocks.
+    with django_assert_max_num_queries(11):
+        assert api.patch("/api/my-account", {"display_name": "Budget"}).status_code == 200
+
+
+def test_query_budget_patch_profile(
+    api: ApiClient, user: User, django_assert_max_num_queries: Any
+) -> None:
+    api.get("/api/my-account")
+    with django_assert_max_num_queries(11):
+        response = api.patch("/api/my-account/profile", {"family_name": "Budget"})
+        assert response.status_code == 200
+
+
+def test_query_budget_password_verification(
+    api: ApiClient, django_assert_max_num_queries: Any
+) -> None:
+    api.get("/api/my-account")
+    with django_assert_max_num_queries(8):
+        response = api.post("/api/verifications/password", {"password": PASSWORD})
+        assert response.status_code == 200

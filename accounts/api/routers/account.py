@@ -3,6 +3,7 @@ details, and the picture."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -97,12 +98,13 @@ def my_account_update(request: HttpRequest, payload: AccountChange) -> Any:
             policy=policy,
         )
         cleaned["display_name"] = valid(form)["display_name"]
-    with transaction.atomic():
+    # Both or neither (one transaction only when there are two changes).
+    with transaction.atomic() if len(cleaned) > 1 else nullcontext():
         if "username" in cleaned:
             flows.username_change(ctx=ctx, username=cleaned["username"])
         if "display_name" in cleaned:
             flows.name_update(ctx=ctx, display_name=cleaned["display_name"])
-    user.refresh_from_db()
+    # The flows changed ``ctx.target``, which is ``request.user``.
     return account_data(request, user, policy)
 
 
@@ -134,7 +136,7 @@ def my_profile_update(request: HttpRequest, payload: ProfileChange) -> Any:
     data.update({k: "" if v is None else v for k, v in sent.items()})
     cleaned = valid(DetailsForm(data, instance=user_copy(user), policy=policy))
     flows.details_update(ctx=ctx, changes={name: cleaned[name] for name in sent})
-    user.refresh_from_db()
+    # The flows changed ``ctx.target``, which is ``request.user``.
     return account_data(request, user, policy)
 
 
@@ -148,7 +150,7 @@ def my_avatar_upload(request: HttpRequest, avatar: File[UploadedFile]) -> Any:
     valid(AvatarForm(files={"avatar": avatar}, policy=policy))
     flows.avatar_upload(ctx=ctx, image=avatar)
     user: User = request.user  # type: ignore[assignment]
-    user.refresh_from_db()
+    # The flows changed ``ctx.target``, which is ``request.user``.
     return account_data(request, user, policy)
 
 
@@ -156,6 +158,4 @@ def my_avatar_upload(request: HttpRequest, avatar: File[UploadedFile]) -> Any:
 def my_avatar_remove(request: HttpRequest) -> Any:
     ctx = api_ctx(request)
     flows.avatar_remove(ctx=ctx)
-    user: User = request.user  # type: ignore[assignment]
-    user.refresh_from_db()
-    return account_data(request, user, get_policy(request))
+    return account_data(request, request.user, get_policy(request))  # type: ignore[arg-type]

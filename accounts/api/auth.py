@@ -111,7 +111,7 @@ def require_scope(request: HttpRequest) -> None:
 def api_ctx(request: HttpRequest) -> Actor:
     """The actor of an Account API call (after authentication)."""
     require_scope(request)
-    user = request.user
+    user: User = request.user  # type: ignore[assignment]
     token = getattr(request, "api_token", None)
     if token is not None:
         ctx = Actor(

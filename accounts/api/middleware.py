@@ -18,13 +18,13 @@ class ApiUploadsMiddleware(MiddlewareMixin):
         if (
             request.method != "PUT"
             or not request.path_info.startswith(API_PREFIX)
-            or not request.content_type.startswith("multipart/")
+            or not (request.content_type or "").startswith("multipart/")
         ):
             return None
         request.method = "POST"
         request.META["REQUEST_METHOD"] = "POST"
         try:
-            request._load_post_and_files()  # type: ignore[attr-defined]
+            request._load_post_and_files()
         except (MultiPartParserError, ValueError, UnicodeDecodeError):
             from django.utils.translation import gettext as _
 

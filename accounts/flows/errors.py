@@ -81,7 +81,7 @@ class CodeRefused(FlowError):
     def __init__(self, result: object) -> None:
         from accounts.services.codes import CodeResult
 
-        messages = {
+        messages: dict[object, object] = {
             CodeResult.WRONG: _("That code is not right. Check it and try again."),
             CodeResult.EXPIRED: _("This code has expired. Ask for a new one."),
             CodeResult.EXHAUSTED: _("Too many wrong codes. Ask for a new one."),

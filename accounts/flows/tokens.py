@@ -4,6 +4,7 @@ staff impersonate the user. Each is audited and told to the user."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.actor import Actor
 from accounts.access import access_own_token
+from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import FlowError
 from accounts.limits import limit_consume
@@ -81,11 +82,12 @@ def token_create(*, ctx: Actor, name: str, scopes: list[str], expires_at: dateti
     user = ctx.target
     errors: dict[str, Any] = {}
     cleaned: dict[str, Any] = {}
-    for key, clean, value in (
+    checks: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
         ("name", _clean_name, name),
         ("scopes", _clean_scopes, scopes),
         ("expires_at", _clean_expiry, expires_at),
-    ):
+    )
+    for key, clean, value in checks:
         try:
             cleaned[key] = clean(value)
         except ValidationError as exc:

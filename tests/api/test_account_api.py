@@ -4,7 +4,6 @@ API's door: authentication, scopes, verifications, errors."""
 from __future__ import annotations
 
 import io
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +29,7 @@ def test_get_my_account_with_a_token(api: ApiClient, user: User) -> None:
     assert body["display_name"] == "Alice Martin"
     assert body["email"] == "alice@example.org"
     assert body["second_factor"] is False
-    assert response["Cache-Control"].startswith("private") or "no-store" in response["Cache-Control"]
+    assert "no-store" in response["Cache-Control"]
 
 
 def test_fields_whose_policy_is_off_are_left_out(api: ApiClient, policy_modes: Any) -> None:
@@ -91,14 +90,18 @@ def test_patch_display_name(api: ApiClient, user: User) -> None:
 
 
 def test_display_name_with_control_characters_is_422(api: ApiClient, user: User) -> None:
-    body = assert_error(api.patch("/api/my-account", {"display_name": "A\x00B"}), 422, "validation_error")
+    body = assert_error(
+        api.patch("/api/my-account", {"display_name": "A\x00B"}), 422, "validation_error"
+    )
     assert list(body["details"]) == ["display_name"]
     user.refresh_from_db()
     assert user.display_name == "Alice Martin"
 
 
 def test_unknown_fields_are_refused(api: ApiClient) -> None:
-    body = assert_error(api.patch("/api/my-account", {"email": "x@example.org"}), 422, "validation_error")
+    body = assert_error(
+        api.patch("/api/my-account", {"email": "x@example.org"}), 422, "validation_error"
+    )
     assert "email" in body["details"]
 
 
@@ -126,9 +129,7 @@ def test_username_and_name_together_are_all_or_nothing(
     assert (user.username, user.display_name) == ("alice", "Alice Martin")
 
 
-def test_a_verification_of_another_user_is_refused(
-    api: ApiClient, user_factory: Any
-) -> None:
+def test_a_verification_of_another_user_is_refused(api: ApiClient, user_factory: Any) -> None:
     other = ApiClient(make_token(user_factory(username="bob")))
     api.verification = verify(other)
     assert_error(api.patch("/api/my-account", {"username": "alicia"}), 401, "verification.invalid")
@@ -150,20 +151,23 @@ def test_a_code_verification_not_yet_checked_is_not_a_proof(
     response = client.post("/api/verifications/code", {"channel": "email"})
     assert response.status_code == 200, response.content
     client.verification = response.json()["verification_id"]
-    assert_error(client.patch("/api/my-account", {"username": "carola"}), 401, "verification.invalid")
+    assert_error(
+        client.patch("/api/my-account", {"username": "carola"}), 401, "verification.invalid"
+    )
 
 
 def test_code_verification(user_factory: Any, api_for: Any, mailoutbox: Any) -> None:
     social = user_factory(username="carol", password=None)
     client = api_for(social)
     pending = client.post("/api/verifications/code", {"channel": "email"}).json()
-    code = next(
-        word for word in mailoutbox[-1].body.split() if word.isdigit() and len(word) >= 6
-    )
+    code = next(word for word in mailoutbox[-1].body.split() if word.isdigit() and len(word) >= 6)
     assert_error(
         client.post(
             "/api/verifications/code/verify",
-            {"verification_id": pending["verification_id"], "code": "000000" if code != "000000" else "111111"},
+            {
+                "verification_id": pending["verification_id"],
+                "code": "000000" if code != "000000" else "111111",
+            },
         ),
         422,
         "code.wrong",
@@ -181,23 +185,28 @@ def test_code_verification(user_factory: Any, api_for: Any, mailoutbox: Any) -> 
 
 def test_code_verification_is_for_accounts_without_password(api: ApiClient) -> None:
     assert_error(
-        api.post("/api/verifications/code", {"channel": "email"}), 409, "verification.method_unavailable"
+        api.post("/api/verifications/code", {"channel": "email"}),
+        409,
+        "verification.method_unavailable",
     )
 
 
 def test_wrong_password_counts_against_the_pages_limit(api: ApiClient, user: User) -> None:
     for _ in range(5):
         assert_error(
-            api.post("/api/verifications/password", {"password": "wrong"}), 422, "verification.failed"
+            api.post("/api/verifications/password", {"password": "wrong"}),
+            422,
+            "verification.failed",
         )
     response = api.post("/api/verifications/password", {"password": "wrong"})
     assert_error(response, 429, "rate_limited")
     assert int(response["Retry-After"]) > 0
-    # The web page's re-authentication shares the counter.
+    # The web page's re-authentication shares the counter: over it, it signs out.
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    page = client.post("/accounts/reauthenticate/", {"password": "wrong"})
-    assert page.status_code != 200 or "Too many" in page.content.decode()
+    page = client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    assert page.status_code == 429
+    assert "_auth_user_id" not in client.session
 
 
 def test_a_session_recent_reauthentication_counts(auth_client: Client, user: User) -> None:
@@ -229,24 +238,34 @@ def test_second_factor_verification(api: ApiClient, user: User) -> None:
 
 def test_read_only_and_off_and_master_switch(api: ApiClient, policy_modes: Any) -> None:
     policy_modes(name="read_only")
-    assert_error(api.patch("/api/my-account", {"display_name": "X"}), 403, "policy.field_not_editable")
+    assert_error(
+        api.patch("/api/my-account", {"display_name": "X"}), 403, "policy.field_not_editable"
+    )
     policy_modes(name="off")
-    assert_error(api.patch("/api/my-account", {"display_name": "X"}), 404, "policy.field_not_enabled")
+    assert_error(
+        api.patch("/api/my-account", {"display_name": "X"}), 404, "policy.field_not_enabled"
+    )
     policy_modes(name="edit", enabled=False)
     assert_error(api.patch("/api/my-account", {"display_name": "X"}), 403, "policy.not_enabled")
 
 
 def test_web_page_gives_the_same_answers(auth_client: Client, policy_modes: Any) -> None:
     policy_modes(name="read_only")
-    assert auth_client.post("/settings/profile/name/edit/", {"display_name": "X"}).status_code == 403
+    assert (
+        auth_client.post("/settings/profile/name/edit/", {"display_name": "X"}).status_code == 403
+    )
     policy_modes(name="off")
-    assert auth_client.post("/settings/profile/name/edit/", {"display_name": "X"}).status_code == 404
+    assert (
+        auth_client.post("/settings/profile/name/edit/", {"display_name": "X"}).status_code == 404
+    )
 
 
 def test_scopes(user: User) -> None:
     reader = ApiClient(make_token(user, ["account:read"]))
     assert reader.get("/api/my-account").status_code == 200
-    assert_error(reader.patch("/api/my-account", {"display_name": "X"}), 403, "token.insufficient_scope")
+    assert_error(
+        reader.patch("/api/my-account", {"display_name": "X"}), 403, "token.insufficient_scope"
+    )
     writer = ApiClient(make_token(user, ["account:write"]))
     assert_error(writer.get("/api/my-account"), 403, "token.insufficient_scope")
 
@@ -290,8 +309,10 @@ def test_unknown_api_address_and_wrong_method_are_json(api: ApiClient) -> None:
 
 
 def test_malformed_json_is_400_or_422_json(api: ApiClient) -> None:
-    response = api.generic("PATCH", "/api/my-account", b'{"display_name": ', content_type="application/json")
-    assert response.status_code in {400}
+    response = api.generic(
+        "PATCH", "/api/my-account", b'{"display_name": ', content_type="application/json"
+    )
+    assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
 
 
@@ -303,7 +324,7 @@ def _png() -> bytes:
 
 def test_avatar_put_and_delete(api: ApiClient, user: User) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
-    from django.test.client import MULTIPART_CONTENT, encode_multipart, BOUNDARY
+    from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
     body = encode_multipart(BOUNDARY, {"avatar": SimpleUploadedFile("a.png", _png(), "image/png")})
     response = api.generic("PUT", "/api/my-account/avatar", body, content_type=MULTIPART_CONTENT)
@@ -317,11 +338,15 @@ def test_avatar_put_and_delete(api: ApiClient, user: User) -> None:
 
 
 def test_profile_patch(api: ApiClient, user: User) -> None:
-    response = api.patch("/api/my-account/profile", {"given_name": "Alice", "time_zone": "Europe/Paris"})
+    response = api.patch(
+        "/api/my-account/profile", {"given_name": "Alice", "time_zone": "Europe/Paris"}
+    )
     assert response.status_code == 200, response.content
     user.refresh_from_db()
     assert (user.first_name, user.time_zone) == ("Alice", "Europe/Paris")
-    body = assert_error(api.patch("/api/my-account/profile", {"time_zone": "Mars/Olympus"}), 422, "validation_error")
+    body = assert_error(
+        api.patch("/api/my-account/profile", {"time_zone": "Mars/Olympus"}), 422, "validation_error"
+    )
     assert "time_zone" in body["details"]
 
 

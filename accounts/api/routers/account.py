@@ -89,15 +89,17 @@ def my_account_update(request: HttpRequest, payload: AccountChange) -> Any:
         door(request, ctx, field="name")
     cleaned: dict[str, Any] = {}
     if changes.get("username") is not None:
-        form = UsernameForm({"username": changes["username"]}, user=user, policy=policy)
-        cleaned["username"] = valid(form)["username"]
+        cleaned["username"] = valid(
+            UsernameForm({"username": changes["username"]}, user=user, policy=policy)
+        )["username"]
     if "display_name" in changes:
-        form = NameForm(
-            {"display_name": changes["display_name"] or ""},
-            instance=user_copy(user),
-            policy=policy,
-        )
-        cleaned["display_name"] = valid(form)["display_name"]
+        cleaned["display_name"] = valid(
+            NameForm(
+                {"display_name": changes["display_name"] or ""},
+                instance=user_copy(user),
+                policy=policy,
+            )
+        )["display_name"]
     # Both or neither (one transaction only when there are two changes).
     with transaction.atomic() if len(cleaned) > 1 else nullcontext():
         if "username" in cleaned:

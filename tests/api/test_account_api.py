@@ -397,3 +397,24 @@ def test_query_budget_password_verification(
     with django_assert_max_num_queries(8):
         response = api.post("/api/verifications/password", {"password": PASSWORD})
         assert response.status_code == 200
+
+
+def test_token_dies_with_deletion_and_purge(api: ApiClient, user: User) -> None:
+    from accounts.actor import cli_actor
+    from accounts.services.deletion import account_deletion_schedule, account_purge
+
+    account_deletion_schedule(ctx=cli_actor(), user=user)
+    assert_error(api.get("/api/my-account"), 401, "unauthenticated")
+    account_purge(ctx=cli_actor(), user=User.objects.get(pk=user.pk))
+    assert not PersonalAccessToken.objects.exists()
+    assert_error(api.get("/api/my-account"), 401, "unauthenticated")
+
+
+def test_tokens_stop_working_when_the_policy_turns_them_off(
+    api: ApiClient, policy_modes: Any
+) -> None:
+    # A token the user can no longer see or revoke must not work either.
+    policy_modes(tokens="off")
+    assert_error(api.get("/api/my-account"), 401, "unauthenticated")
+    policy_modes(tokens="read_only")
+    assert api.get("/api/my-account").status_code == 200

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.devices import describe_device
-from accounts.models import AuditEvent, BackupCodeDevice, User
+from accounts.models import AuditEvent, BackupCodeDevice, PersonalAccessToken, User
 from accounts.selectors.mfa import passkeys_for
 from accounts.services.audit import Action
 from accounts.services.impersonation import SUPPORT_EVENTS
@@ -87,6 +87,19 @@ def user_data(*, user: User) -> dict[str, Any]:
             }
             for s in UserSession.objects.filter(user=user).order_by("-last_seen_at")
             if not (s.data or {}).get("impersonated_by")
+        ],
+        # Names and dates only: a token's secret is never stored, its hash never shown.
+        "personal_access_tokens": [
+            {
+                "name": t.name,
+                "prefix": t.prefix,
+                "scopes": t.scopes,
+                "created": _iso(t.created_at),
+                "expires": _iso(t.expires_at),
+                "last_used": _iso(t.last_used_at),
+                "revoked": _iso(t.revoked_at),
+            }
+            for t in PersonalAccessToken.objects.filter(user=user).order_by("-created_at")
         ],
         "security_activity": [
             {

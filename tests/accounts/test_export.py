@@ -326,3 +326,28 @@ def test_the_export_flow_follows_the_policy(user: User, policy: Any) -> None:
     with pytest.raises(PolicyDenied):
         data_export(ctx=api(user))
     assert not AuditEvent.objects.filter(action="account.data_exported").exists()
+
+
+def test_export_lists_personal_access_tokens_without_their_secret(user: User) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.actor import cli_actor
+    from accounts.services.tokens import token_create
+
+    new = token_create(
+        ctx=cli_actor(),
+        user=user,
+        name="Backup script",
+        scopes=["account:read"],
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    data = data_export(ctx=Actor(user=user, surface="cli")).data
+    body = json.dumps(data)
+    [token] = data["personal_access_tokens"]
+    assert token["name"] == "Backup script"
+    assert token["prefix"] == new.token.prefix
+    assert token["scopes"] == ["account:read"]
+    assert new.secret[12:] not in body
+    assert new.token.digest not in body

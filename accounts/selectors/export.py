@@ -89,7 +89,7 @@ def user_data(*, user: User) -> dict[str, Any]:
             if not (s.data or {}).get("impersonated_by")
         ],
         # Names and dates only: a token's secret is never stored, its hash never shown.
-        "personal_access_tokens": [
+        "api_tokens": [
             {
                 "name": t.name,
                 "prefix": t.prefix,

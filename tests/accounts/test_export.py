@@ -345,7 +345,7 @@ def test_export_lists_personal_access_tokens_without_their_secret(user: User) ->
     )
     data = data_export(ctx=Actor(user=user, surface="cli")).data
     body = json.dumps(data)
-    [token] = data["personal_access_tokens"]
+    [token] = data["api_tokens"]
     assert token["name"] == "Backup script"
     assert token["prefix"] == new.token.prefix
     assert token["scopes"] == ["account:read"]

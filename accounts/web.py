@@ -64,6 +64,19 @@ def ctx_for(request: HttpRequest) -> Actor:
     return actor_from_request(request)
 
 
+def session_keep(request: HttpRequest, user: Any) -> None:
+    """After the user changed their password in this request, this session stays
+    signed in (Django's session hash follows the new password; the key changes)
+    and stays in the user's session list, as allauth's password pages do."""
+    from django.contrib.auth import update_session_auth_hash
+
+    from accounts.services.sessions import session_rekeyed
+
+    old_key = request.session.session_key or ""
+    update_session_auth_hash(request, user)
+    session_rekeyed(old_key=old_key, new_key=request.session.session_key or "")
+
+
 def rate_limited_response(request: HttpRequest, error: RateLimited) -> HttpResponse:
     response = render(request, "429.html", status=429)
     if error.retry_after:

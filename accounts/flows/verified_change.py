@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -31,7 +32,7 @@ from accounts.limits import Limit, limit_consume, limits_consume
 from accounts.models import User
 from accounts.selectors.verification import code_pending_target
 from accounts.services.audit import audit_record
-from accounts.services.codes import CodeResult, code_cancel, code_consume, code_issue
+from accounts.services.codes import CodeResult, Issued, code_cancel, code_consume, code_issue
 
 # (ctx, user, target, code): sends the code to the target (after commit).
 Deliver = Callable[[Actor, User, str, str], None]
@@ -108,6 +109,8 @@ class InvalidTarget(FlowError):
 class Started:
     # The target as stored (normalised); shown to the user whether or not it is free.
     target: str
+    # When the code stops working (a taken target gets one too, never sent).
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def pending(user: User, spec: CodeSpec) -> str | None:
     return code_pending_target(user=user, purpose=spec.purpose)
 
 
-def send_code(ctx: Actor, spec: CodeSpec, *, user: User, target: str) -> None:
+def send_code(ctx: Actor, spec: CodeSpec, *, user: User, target: str) -> Issued:
     """Issues a code for ``target`` (killing older ones), audits the request and
     schedules its delivery. Call in the caller's transaction, after the limits."""
     owner = spec.owner(target, user)
@@ -139,6 +142,7 @@ def send_code(ctx: Actor, spec: CodeSpec, *, user: User, target: str) -> None:
         spec.deliver(ctx, user, target, issued.code)
     elif spec.tell_owner is not None:
         spec.tell_owner(ctx, owner)
+    return issued
 
 
 def _send_allowance(ctx: Actor, spec: CodeSpec, target: str) -> None:
@@ -167,8 +171,8 @@ def start(*, ctx: Actor, spec: ChangeSpec, target: str) -> Started:
     # Counted only when a code is about to go out: a typo does not use the allowance.
     _send_allowance(ctx, spec, value)
     with transaction.atomic():
-        send_code(ctx, spec, user=user, target=value)
-    return Started(target=value)
+        issued = send_code(ctx, spec, user=user, target=value)
+    return Started(target=value, expires_at=issued.row.expires_at)
 
 
 def resend(*, ctx: Actor, spec: ChangeSpec) -> Started | None:
@@ -180,8 +184,8 @@ def resend(*, ctx: Actor, spec: ChangeSpec) -> Started | None:
         return None
     _send_allowance(ctx, spec, target)
     with transaction.atomic():
-        send_code(ctx, spec, user=user, target=target)
-    return Started(target=target)
+        issued = send_code(ctx, spec, user=user, target=target)
+    return Started(target=target, expires_at=issued.row.expires_at)
 
 
 def confirm(*, ctx: Actor, spec: ChangeSpec, code: str) -> Confirmed:

@@ -18,6 +18,13 @@ def sessions_end_others(*, user: User, keep_session_key: str) -> int:
     return ended
 
 
+def session_rekeyed(*, old_key: str, new_key: str) -> None:
+    """A session kept through a password change got a new key: it stays in the
+    user's list (same device, same start) under that key."""
+    if old_key and new_key and old_key != new_key:
+        UserSession.objects.filter(session_key=old_key).update(session_key=new_key)
+
+
 def sessions_end_all(*, user: User) -> int:
     ended = 0
     for session in UserSession.objects.filter(user=user):

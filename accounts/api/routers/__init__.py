@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ninja import Router
 
-from accounts.api.routers import account, verifications
+from accounts.api.routers import account, contact, verifications
 
 ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", account.router),
+    ("/my-account", contact.router),
     ("/verifications", verifications.router),
 ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from ninja import Router
 
-from accounts.api.routers import account, verifications
+from accounts.api.routers import account, identities, mfa, sessions, verifications
 
 ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", account.router),
+    ("/my-account", mfa.router),
+    ("/my-account", identities.router),
+    ("/my-account", sessions.router),
     ("/verifications", verifications.router),
 ]

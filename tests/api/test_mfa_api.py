@@ -269,6 +269,19 @@ def test_totp_confirm_bad_input_is_422(
     assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
+def test_an_unreadable_body_is_400(verified_api: ApiClient, user: User) -> None:
+    key = make_key(user)
+    verified_api.post("/api/my-account/mfa/totp")
+    for method, path in [
+        ("POST", "/api/my-account/mfa/totp/confirm"),
+        ("PATCH", f"/api/my-account/mfa/security-keys/{key.pk}"),
+    ]:
+        response = verified_api.generic(method, path, b'{"code": ')
+        assert_error(response, 400, "bad_request")
+    key.refresh_from_db()
+    assert key.name == "Blue key"
+
+
 def test_totp_remove_beside_a_key(verified_api: ApiClient, user: User) -> None:
     with_app(user)
     make_key(user)

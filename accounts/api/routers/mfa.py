@@ -30,6 +30,8 @@ from accounts.selectors import mfa as selectors
 router = Router(tags=["two-step verification"], auth=ACCOUNT_AUTH)
 
 WRITE_ERRORS: dict[int, Any] = {**COMMON_ERRORS, 409: Error}
+# A JSON body that cannot be read is a 400 ``bad_request``.
+BODY_ERRORS: dict[int, Any] = {**WRITE_ERRORS, 400: Error}
 
 
 class SecurityKey(Schema):
@@ -129,7 +131,7 @@ def totp_start(request: HttpRequest) -> Any:
 
 
 class CodeIn(Input):
-    code: str = Field(max_length=20)
+    code: str = Field(min_length=1, max_length=20)
 
 
 class TotpConfirmed(Schema):
@@ -140,7 +142,7 @@ class TotpConfirmed(Schema):
     backup_codes: list[str] | None
 
 
-@router.post("/mfa/totp/confirm", response={200: TotpConfirmed, **WRITE_ERRORS})
+@router.post("/mfa/totp/confirm", response={200: TotpConfirmed, **BODY_ERRORS})
 def totp_confirm(request: HttpRequest, payload: CodeIn) -> Any:
     """Turns the app on with a code it shows (404 ``mfa.no_pending_setup`` when no
     setup was started; wrong codes slow down the next tries: 429 ``mfa.throttled``).
@@ -177,10 +179,10 @@ def security_keys(request: HttpRequest) -> Any:
 
 
 class KeyNameIn(Input):
-    name: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=200)
 
 
-@router.patch("/mfa/security-keys/{key_id}", response={200: SecurityKey, **WRITE_ERRORS})
+@router.patch("/mfa/security-keys/{key_id}", response={200: SecurityKey, **BODY_ERRORS})
 def security_key_rename(request: HttpRequest, key_id: int, payload: KeyNameIn) -> Any:
     ctx = api_ctx(request)
     door(request, ctx, field="passkeys", sensitive=True)

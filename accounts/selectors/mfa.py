@@ -4,6 +4,7 @@ back-office and the export read them here."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -33,6 +34,29 @@ def has_confirmed_totp(user: User) -> bool:
 def pending_totp(user: User) -> TOTPDevice | None:
     """The authenticator being set up (not confirmed yet), if any."""
     return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
+@dataclass(frozen=True)
+class TotpSetup:
+    """What an authenticator app needs to be set up: the key in base32 (as typed
+    by hand, without padding) and the ``otpauth://`` URI (the QR code's content)."""
+
+    secret: str
+    otpauth_uri: str
+
+    @property
+    def secret_groups(self) -> str:
+        """The key in groups of four characters, easier to type."""
+        return " ".join(self.secret[i : i + 4] for i in range(0, len(self.secret), 4))
+
+
+def totp_setup(device: TOTPDevice) -> TotpSetup:
+    """The key and URI of an authenticator being set up (``otpauth_uri`` names the
+    account with its username and the site with ``OTP_TOTP_ISSUER``)."""
+    return TotpSetup(
+        secret=base64.b32encode(device.bin_key).decode().rstrip("="),
+        otpauth_uri=device.config_url,
+    )
 
 
 def real_factors(user: User) -> int:

@@ -17,6 +17,7 @@ from accounts.models import User
 class SessionRow:
     pk: int
     device: str
+    user_agent: str
     ip: str
     signed_in: datetime
     last_seen: datetime
@@ -37,6 +38,7 @@ def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRo
             SessionRow(
                 pk=s.pk,
                 device=describe_device(s.user_agent),
+                user_agent=s.user_agent,
                 ip=s.ip,
                 signed_in=s.created_at,
                 last_seen=s.last_seen_at,

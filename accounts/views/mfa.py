@@ -6,7 +6,6 @@ the new backup codes shown once, and django-otp's verified device."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn import exceptions as webauthn_exceptions
 from django_otp_webauthn.views import (
     BeginCredentialRegistrationView,
@@ -110,13 +108,8 @@ def totp_start(request: HttpRequest) -> HttpResponse:
     return redirect("totp_confirm")
 
 
-def _key_groups(device: TOTPDevice) -> str:
-    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
-    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-
-
-def _qr_svg(device: TOTPDevice) -> str:
-    svg = segno.make(device.config_url, error="m").svg_inline(
+def _qr_svg(setup: mfa_selectors.TotpSetup) -> str:
+    svg = segno.make(setup.otpauth_uri, error="m").svg_inline(
         scale=5, dark="#000", light="#fff", border=2
     )
     return mark_safe(svg)  # noqa: S308 - markup made by segno from our own URL
@@ -148,14 +141,15 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
                 return _stash_codes(request, confirmed.backup_codes)
             messages.success(request, _("Your authenticator app is set up."))
             return redirect("two_factor")
+    setup = mfa_selectors.totp_setup(device)
     return render(
         request,
         "accounts/totp_setup.html",
         {
             "active_section": "two_factor",
             "form": form,
-            "qr_svg": _qr_svg(device),
-            "key_groups": _key_groups(device),
+            "qr_svg": _qr_svg(setup),
+            "key_groups": setup.secret_groups,
             "replacing": mfa_selectors.has_confirmed_totp(user),
         },
         status=400 if request.method == "POST" else 200,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ninja import Router
 
-from accounts.api.routers import account, verifications
+from accounts.api.routers import account, data, tokens, verifications
 
 ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", account.router),
+    ("/my-account", data.router),
+    ("/my-account", tokens.router),
     ("/verifications", verifications.router),
 ]

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import LANGUAGE_CHOICES, User
+from accounts.models import LANGUAGE_CHOICES, TokenScope, User
 from accounts.policy import PolicyGuardedForm
 from accounts.usernames import normalize_username, validate_username
 
@@ -204,3 +206,45 @@ class DeleteAccountForm(PolicyGuardedForm, forms.Form):
                 _("This is not your username. Type it exactly to confirm."), code="mismatch"
             )
         return value
+
+
+class TokenForm(PolicyGuardedForm, forms.Form):
+    """A new personal access token. The flow (``accounts.flows.tokens``) judges the
+    name, scopes and expiry; its per-field refusals land on these fields."""
+
+    policy_field = "tokens"
+    DEFAULT_DAYS = 30
+    MAX_DAYS = 365
+
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=100,
+        help_text=_("What the token is for, for example “Backup script”."),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    scopes = forms.MultipleChoiceField(
+        label=_("What it may do"),
+        choices=TokenScope.choices,
+        initial=[TokenScope.ACCOUNT_READ.value],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    expires_at = forms.DateField(
+        label=_("Expires on"),
+        help_text=_("It stops working at the start of this day: one year from today at most."),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        today = timezone.localdate()
+        field = self.fields["expires_at"]
+        field.initial = today + dt.timedelta(days=self.DEFAULT_DAYS)
+        field.widget.attrs.update(
+            min=(today + dt.timedelta(days=1)).isoformat(),
+            max=(today + dt.timedelta(days=self.MAX_DAYS)).isoformat(),
+        )
+
+    def clean_expires_at(self) -> dt.datetime:
+        """The start of the chosen day, in the user's time zone."""
+        day: dt.date = self.cleaned_data["expires_at"]
+        return timezone.make_aware(dt.datetime.combine(day, dt.time.min))

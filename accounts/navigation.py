@@ -31,6 +31,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("social", _("Linked accounts"), "socialaccount_connections", ("social",)),
     Section("sessions", _("Sessions and devices"), "sessions", ("sessions",)),
     Section("security", _("Security activity"), "security_activity"),
+    Section("tokens", _("Access tokens"), "tokens", ("tokens",)),
     Section("export", _("Export your data"), "export", ("data_export",)),
     Section("delete", _("Delete your account"), "delete_account", ("delete_account",)),
 )

@@ -10,6 +10,7 @@ from accounts.views import (
     reauth,
     security,
     sessions,
+    tokens,
     two_factor,
 )
 
@@ -35,6 +36,10 @@ urlpatterns = [
     path("sessions/", sessions.sessions, name="sessions"),
     path("sessions/<int:pk>/end/", sessions.session_delete, name="session_end"),
     path("sessions/end-others/", sessions.sessions_delete_others, name="sessions_end_others"),
+    path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/create/", tokens.token_create, name="token_create"),
+    path("tokens/new/", tokens.tokens_new, name="tokens_new"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
     path("export/", account.export, name="export"),
     path("delete/", account.delete, name="delete_account"),
     path("delete/pending/", account.deletion_pending, name="deletion_pending"),

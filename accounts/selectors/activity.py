@@ -2,23 +2,68 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.devices import describe_device
 from accounts.models import AuditEvent, User
+from accounts.services.audit import Action
+from accounts.services.impersonation import SUPPORT_EVENTS
 
 SECURITY_ACTIVITY_DAYS = 90
 
 
 def user_security_activity(
-    *, user: User, days: int = SECURITY_ACTIVITY_DAYS
+    *,
+    user: User,
+    days: int = SECURITY_ACTIVITY_DAYS,
+    before: tuple[datetime, int] | None = None,
 ) -> QuerySet[AuditEvent]:
-    """The user's own audit events of the last ``days`` days, newest first."""
+    """The user's own audit events of the last ``days`` days, newest first;
+    with ``before`` (time, id), only those that come after that event in this
+    order (keyset paging)."""
     since = timezone.now() - timedelta(days=days)
-    return (
-        AuditEvent.objects.filter(subject=user, created_at__gte=since)
-        .order_by("-created_at", "-id")
-        .only("created_at", "action", "ip_address", "user_agent", "impersonator_id", "actor_id")
+    events = AuditEvent.objects.filter(subject=user, created_at__gte=since)
+    if before is not None:
+        at, pk = before
+        events = events.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk))
+    return events.order_by("-created_at", "-id").only(
+        "created_at", "action", "ip_address", "user_agent", "impersonator_id", "actor_id"
+    )
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    """One event as its subject reads it."""
+
+    id: int
+    action: str
+    label: Any
+    when: datetime
+    # Support started or stopped viewing the account as the user.
+    support: bool
+    device: str
+    user_agent: str
+    ip_address: str | None
+    # Someone else (staff) acted, or staff acted while viewing the account as the user.
+    by_someone_else: bool
+
+
+def activity_entry(event: AuditEvent, *, user: User) -> ActivityEntry:
+    # Support's own address and device are not the user's to see.
+    support = event.action in SUPPORT_EVENTS
+    return ActivityEntry(
+        id=event.pk,
+        action=event.action,
+        label=Action.LABELS.get(event.action, event.action),
+        when=event.created_at,
+        support=support,
+        device=describe_device(event.user_agent) if event.user_agent and not support else "",
+        user_agent="" if support else event.user_agent,
+        ip_address=None if support else (event.ip_address or None),
+        by_someone_else=event.impersonator_id is not None or event.actor_id not in (None, user.pk),
     )

@@ -6,11 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from accounts.devices import describe_device
+from accounts.models import User
 from accounts.policy import get_policy, settings_off_response
-from accounts.selectors.activity import SECURITY_ACTIVITY_DAYS, user_security_activity
-from accounts.services.audit import Action
-from accounts.services.impersonation import SUPPORT_EVENTS
+from accounts.selectors.activity import (
+    SECURITY_ACTIVITY_DAYS,
+    activity_entry,
+    user_security_activity,
+)
 
 PAGE_SIZE = 25
 
@@ -20,25 +22,9 @@ PAGE_SIZE = 25
 def security_activity(request: HttpRequest) -> HttpResponse:
     if not get_policy(request).enabled:
         return settings_off_response(request)
-    events = user_security_activity(user=request.user)  # type: ignore[arg-type]
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = []
-    for event in page.object_list:
-        # Support's own address and device are not the user's to see.
-        support = event.action in SUPPORT_EVENTS
-        rows.append(
-            {
-                "when": event.created_at,
-                "label": Action.LABELS.get(event.action, event.action),
-                "support": support,
-                "device": describe_device(event.user_agent)
-                if event.user_agent and not support
-                else "",
-                "ip_address": "" if support else event.ip_address or "",
-                "by_someone_else": event.impersonator_id is not None
-                or event.actor_id not in (None, request.user.pk),
-            }
-        )
+    user: User = request.user  # type: ignore[assignment]
+    page = Paginator(user_security_activity(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [activity_entry(event, user=user) for event in page.object_list]
     return render(
         request,
         "accounts/security.html",

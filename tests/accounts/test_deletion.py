@@ -244,6 +244,7 @@ def test_signing_in_during_the_grace_period_shows_only_the_pending_page(user: Us
         "delete_account",
         "two_factor",
         "security_activity",
+        "tokens",
         "socialaccount_connections",
         "account_change_password",
     ):

@@ -40,6 +40,10 @@ POLICY_FIELDS = {
     "usersessions_list": "sessions",
     "otp_webauthn:credential-registration-begin": "passkeys",
     "otp_webauthn:credential-registration-complete": "passkeys",
+    "tokens": "tokens",
+    "token_create": "tokens",
+    "tokens_new": "tokens",
+    "token_revoke": "tokens",
 }
 REAUTH = {
     "account_set_password",
@@ -48,6 +52,8 @@ REAUTH = {
     "usersessions_list",
     "otp_webauthn:credential-registration-begin",
     "otp_webauthn:credential-registration-complete",
+    "token_create",
+    "token_revoke",
 }
 SENSITIVE = {
     "account_change_password", "account_set_password", "account_email",
@@ -62,8 +68,9 @@ SENSITIVE = {
     "socialaccount_connections",
     "sessions", "session_end", "sessions_end_others", "usersessions_list",
     "export", "delete_account", "deletion_cancel",
+    "token_create", "tokens_new", "token_revoke",
 }  # fmt: skip
-SECRET = {"backup_codes_new", "backup_codes_download", "export"}
+SECRET = {"backup_codes_new", "backup_codes_download", "export", "tokens_new"}
 PENDING_DELETION = {"deletion_pending", "deletion_cancel", "account_logout", "set_language"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import quote
@@ -18,13 +19,15 @@ from django.contrib.auth.models import Group, Permission
 from django.core import mail
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.impersonation import REASON_KEY, STARTED_KEY
-from accounts.models import AuditEvent, BackupCode, User, VerificationCode
+from accounts.models import AuditEvent, BackupCode, PersonalAccessToken, User, VerificationCode
 from accounts.services.deletion import account_deletion_schedule
 from accounts.services.mfa import backup_codes_generate
 from accounts.services.moderation import user_suspend
+from accounts.services.tokens import token_create
 from tests.conftest import PASSWORD, verify_second_factor
 
 pytestmark = pytest.mark.django_db
@@ -287,6 +290,9 @@ def _state(user: User) -> dict[str, Any]:
         "codes": list(BackupCode.objects.filter(device__user=user).values_list("code_hash")),
         "verification_codes": VerificationCode.objects.filter(user=user).count(),
         "sessions": list(UserSession.objects.filter(user=user).values_list("pk", flat=True)),
+        "tokens": list(
+            PersonalAccessToken.objects.filter(user=user).values_list("pk", "revoked_at")
+        ),
         "audit": list(AuditEvent.objects.values_list("pk", flat=True)),
         "mail": len(mail.outbox),
     }
@@ -325,6 +331,17 @@ def _sensitive_requests(user: User, own_session: UserSession) -> dict[str, tuple
             {"password": PASSWORD},
         ),
         "username": ("post", reverse("profile_username_edit"), {"username": "mallory"}),
+        "token create": (
+            "post",
+            reverse("token_create"),
+            {"name": "Agent", "scopes": ["account:write"], "expires_at": "2099-01-01"},
+        ),
+        "token revoke": (
+            "post",
+            reverse("token_revoke", args=[PersonalAccessToken.objects.get(user=user).pk]),
+            {},
+        ),
+        "new token GET": ("get", reverse("tokens_new"), {}),
     }
 
 
@@ -344,6 +361,9 @@ SENSITIVE = [
     "delete_account POST",
     "reauthenticate with the password",
     "username",
+    "token create",
+    "token revoke",
+    "new token GET",
 ]
 
 
@@ -351,6 +371,13 @@ SENSITIVE = [
 def test_sensitive_settings_refuse(agent_client: Client, user: User, what: str) -> None:
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     backup_codes_generate(user=user)
+    token_create(
+        ctx=None,
+        user=user,
+        name="CI",
+        scopes=["account:read"],
+        expires_at=timezone.now() + timedelta(days=30),
+    )
     own = Client()
     own.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     assert own.get(reverse("settings_home")).status_code == 200

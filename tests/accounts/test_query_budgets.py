@@ -22,7 +22,13 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
-from accounts.models import AuditEvent, BackupCode, BackupCodeDevice, User
+from accounts.models import (
+    AuditEvent,
+    BackupCode,
+    BackupCodeDevice,
+    PersonalAccessToken,
+    User,
+)
 from accounts.services.audit import Action
 from accounts.views.mfa import CODES_SESSION_KEY
 from tests.conftest import reauthenticate, verify_second_factor
@@ -32,6 +38,7 @@ pytestmark = pytest.mark.django_db
 SESSIONS = 50
 PASSKEYS = 20
 EVENTS = 500
+TOKENS = 20
 USERS = 200
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
@@ -61,6 +68,21 @@ def add_passkeys(user: User, count: int) -> None:
         )
 
 
+def add_tokens(user: User, count: int) -> None:
+    start = PersonalAccessToken.objects.filter(user=user).count()
+    PersonalAccessToken.objects.bulk_create(
+        PersonalAccessToken(
+            user=user,
+            name=f"Token {i}",
+            prefix=f"p{user.pk:04}{i:03}",
+            digest="0" * 64,
+            scopes=["account:read"],
+            expires_at=timezone.now() + timedelta(days=30),
+        )
+        for i in range(start, start + count)
+    )
+
+
 def add_events(user: User, count: int, staff: User | None = None) -> None:
     actions = [Action.PROFILE_UPDATED, Action.PASSWORD_CHANGED, Action.REAUTHENTICATED]
     AuditEvent.objects.bulk_create(
@@ -83,6 +105,7 @@ def heavy_user(
     sessions: int = SESSIONS,
     passkeys: int = PASSKEYS,
     events: int = EVENTS,
+    tokens: int = TOKENS,
     staff: User | None = None,
 ) -> User:
     user = user_factory(username="heavy", display_name="Heavy User")
@@ -96,6 +119,7 @@ def heavy_user(
         BackupCode(device=device, code_hash=f"hash-{i}") for i in range(10)
     )
     add_events(user, events, staff)
+    add_tokens(user, tokens)
     for uid in range(3):
         SocialAccount.objects.create(
             user=user,
@@ -154,6 +178,7 @@ SETTINGS_PAGES: dict[str, int] = {
     "phone": 5,
     "security_activity": 6,
     "sessions": 5,
+    "tokens": 5,
     "two_factor": 8,
     "export": 4,
     "delete_account": 4,
@@ -303,10 +328,10 @@ def test_policy_page_budget(
 def test_the_settings_pages_cost_the_same_with_little_and_much_history(
     user_factory: Callable[..., User], django_assert_max_num_queries: Any
 ) -> None:
-    user = heavy_user(user_factory, sessions=5, passkeys=2, events=10)
+    user = heavy_user(user_factory, sessions=5, passkeys=2, events=10, tokens=2)
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    pages = ["sessions", "two_factor", "security_activity", "socialaccount_connections"]
+    pages = ["sessions", "two_factor", "security_activity", "socialaccount_connections", "tokens"]
     few = {
         name: check(client, reverse(name), SETTINGS_PAGES[name], django_assert_max_num_queries)
         for name in pages
@@ -314,6 +339,7 @@ def test_the_settings_pages_cost_the_same_with_little_and_much_history(
     add_sessions(user, SESSIONS - 5)
     add_passkeys(user, PASSKEYS - 2)
     add_events(user, EVENTS - 10)
+    add_tokens(user, TOKENS - 2)
     many = {
         name: check(client, reverse(name), SETTINGS_PAGES[name], django_assert_max_num_queries)
         for name in pages
@@ -327,7 +353,7 @@ def test_the_backoffice_pages_cost_the_same_with_little_and_much_history(
     django_assert_max_num_queries: Any,
 ) -> None:
     staff = user_factory(username="agent", is_staff=True)
-    user = heavy_user(user_factory, sessions=5, passkeys=2, events=10, staff=staff)
+    user = heavy_user(user_factory, sessions=5, passkeys=2, events=10, tokens=2, staff=staff)
     bulk_users(5)
     budgets = {**BACKOFFICE_PAGES, **USER_PAGES}
     urls = {
@@ -346,6 +372,7 @@ def test_the_backoffice_pages_cost_the_same_with_little_and_much_history(
     add_sessions(user, SESSIONS - 5)
     add_passkeys(user, PASSKEYS - 2)
     add_events(user, EVENTS - 10, staff)
+    add_tokens(user, TOKENS - 2)
     User.objects.filter(username__startswith="bulk").delete()
     bulk_users(USERS)
     assert measure() == few

@@ -351,6 +351,8 @@ def user_pages(audit: Audit, alice: User) -> None:
     audit.check("sessions", reverse("sessions"))
     audit.go(reverse("security_activity"))
     audit.check("security activity", reverse("security_activity"))
+    audit.go(reverse("tokens"))
+    audit.check("personal access tokens", reverse("tokens"))
     audit.go(reverse("export"))
     audit.check("export", reverse("export"))
     audit.go(reverse("delete_account"))

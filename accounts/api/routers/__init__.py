@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from ninja import Router
 
-from accounts.api.routers import account, contact, identities, mfa, sessions, verifications
+from accounts.api.routers import (
+    account,
+    contact,
+    data,
+    identities,
+    mfa,
+    sessions,
+    tokens,
+    verifications,
+)
 
 ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", account.router),
@@ -12,5 +21,7 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", mfa.router),
     ("/my-account", identities.router),
     ("/my-account", sessions.router),
+    ("/my-account", data.router),
+    ("/my-account", tokens.router),
     ("/verifications", verifications.router),
 ]

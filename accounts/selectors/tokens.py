@@ -1,0 +1,40 @@
+"""A user's personal access tokens, as the settings page and the Account API list
+them: never the secret (it is not stored) nor its digest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import PersonalAccessToken, User
+from accounts.services.tokens import TOKEN_PREFIX
+
+# A revoked or expired token stays in the list this long, then drops out of it.
+DEAD_TOKENS_SHOWN_DAYS = 30
+
+
+def user_tokens(*, user: User) -> QuerySet[PersonalAccessToken]:
+    """The user's live tokens and those that died in the last
+    ``DEAD_TOKENS_SHOWN_DAYS`` days, newest first."""
+    now = timezone.now()
+    since = now - timedelta(days=DEAD_TOKENS_SHOWN_DAYS)
+    live = Q(revoked_at__isnull=True, expires_at__gt=now)
+    recently_revoked = Q(revoked_at__gte=since)
+    recently_expired = Q(revoked_at__isnull=True, expires_at__gte=since)
+    return (
+        PersonalAccessToken.objects.filter(user=user)
+        .filter(live | recently_revoked | recently_expired)
+        .order_by("-created_at", "-id")
+        .defer("digest")
+    )
+
+
+def token_shown_prefix(token: PersonalAccessToken) -> str:
+    """How a token is named in lists: its first characters, e.g. ``pat_AbCd1234…``."""
+    return f"{TOKEN_PREFIX}{token.prefix}…"
+
+
+def token_is_live(token: PersonalAccessToken) -> bool:
+    return token.revoked_at is None and token.expires_at > timezone.now()

@@ -322,3 +322,12 @@ def test_profile_patch(api: ApiClient, user: User) -> None:
     assert (user.first_name, user.time_zone) == ("Alice", "Europe/Paris")
     body = assert_error(api.patch("/api/my-account/profile", {"time_zone": "Mars/Olympus"}), 422, "validation_error")
     assert "time_zone" in body["details"]
+
+
+def test_profile_errors_are_told_under_the_api_field_names(api: ApiClient, user: User) -> None:
+    response = api.patch("/api/my-account/profile", {"given_name": "A\x00", "family_name": "B\x00"})
+    body = assert_error(response, 422, "validation_error")
+    assert set(body["details"]) == {"given_name", "family_name"}
+    user.refresh_from_db()
+    assert (user.first_name, user.last_name) == ("", "")
+

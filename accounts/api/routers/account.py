@@ -132,7 +132,10 @@ def my_profile_update(request: HttpRequest, payload: ProfileChange) -> Any:
     sent = {PROFILE_FIELDS[k]: v for k, v in payload.model_dump(exclude_unset=True).items()}
     data = {name: getattr(user, name) for name in PROFILE_FIELDS.values()}
     data.update({k: "" if v is None else v for k, v in sent.items()})
-    cleaned = valid(DetailsForm(data, instance=user_copy(user), policy=policy))
+    cleaned = valid(
+        DetailsForm(data, instance=user_copy(user), policy=policy),
+        names={form_name: api_name for api_name, form_name in PROFILE_FIELDS.items()},
+    )
     flows.details_update(ctx=ctx, changes={name: cleaned[name] for name in sent})
     user.refresh_from_db()
     return account_data(request, user, policy)

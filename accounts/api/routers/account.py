@@ -17,7 +17,7 @@ from accounts.flows import profile as flows
 from accounts.forms import AvatarForm, DetailsForm, NameForm, UsernameForm
 from accounts.models import User
 from accounts.policy import Policy, get_policy
-from accounts.selectors.mfa import real_factors
+from accounts.selectors.mfa import has_real_factor
 
 router = Router(tags=["my-account"], auth=ACCOUNT_AUTH)
 
@@ -59,7 +59,7 @@ def account_data(request: HttpRequest, user: User, policy: Policy) -> dict[str, 
     if policy.visible("phone"):
         data["phone"] = user.phone
     if policy.visible("mfa") or policy.visible("passkeys"):
-        data["second_factor"] = real_factors(user) > 0
+        data["second_factor"] = has_real_factor(user)
     return data
 
 

@@ -32,11 +32,17 @@ def door(
     )
 
 
-def valid(form: BaseForm) -> dict[str, Any]:
-    """The form's cleaned data, or ``ValidationError`` with each field's messages."""
+def valid(form: BaseForm, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The form's cleaned data, or ``ValidationError`` with each field's messages,
+    under the API's name of the field where it differs from the form's (``names``:
+    form field -> API field)."""
     if not form.is_valid():
+        names = names or {}
         raise ValidationError(
-            {name: [str(m) for m in messages] for name, messages in form.errors.items()}
+            {
+                names.get(name, name): [str(m) for m in messages]
+                for name, messages in form.errors.items()
+            }
         )
     return form.cleaned_data
 

@@ -29,5 +29,13 @@ class Done(Schema):
     ok: bool = True
 
 
-# The error answers every authenticated endpoint may give.
-COMMON_ERRORS: dict[int, Any] = {401: Error, 403: Error, 404: Error, 422: Error, 429: Error}
+# The error answers every authenticated endpoint may give (400: a body or request
+# that cannot be read, such as malformed JSON).
+COMMON_ERRORS: dict[int, Any] = {
+    400: Error,
+    401: Error,
+    403: Error,
+    404: Error,
+    422: Error,
+    429: Error,
+}

@@ -67,6 +67,13 @@ def real_factors(user: User) -> int:
     )
 
 
+def has_real_factor(user: User) -> bool:
+    """Whether ``real_factors(user) > 0``, in one query."""
+    totp = TOTPDevice.objects.filter(user=user, confirmed=True).values("pk")
+    keys = WebAuthnCredential.objects.filter(user=user, confirmed=True).values("pk")
+    return totp.union(keys).exists()
+
+
 def has_backup_codes(user: User) -> bool:
     return BackupCodeDevice.objects.filter(user=user).exists()
 

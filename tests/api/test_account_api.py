@@ -418,3 +418,31 @@ def test_tokens_stop_working_when_the_policy_turns_them_off(
     assert_error(api.get("/api/my-account"), 401, "unauthenticated")
     policy_modes(tokens="read_only")
     assert api.get("/api/my-account").status_code == 200
+
+
+def test_profile_errors_are_told_under_the_api_field_names(api: ApiClient, user: User) -> None:
+    response = api.patch("/api/my-account/profile", {"given_name": "A\x00", "family_name": "B\x00"})
+    body = assert_error(response, 422, "validation_error")
+    assert set(body["details"]) == {"given_name", "family_name"}
+    user.refresh_from_db()
+    assert (user.first_name, user.last_name) == ("", "")
+
+
+def test_second_factor_is_an_app_or_a_key_in_one_query(
+    api: ApiClient, user: User, user_factory: Any, django_assert_max_num_queries: Any
+) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.selectors.mfa import has_real_factor
+    from tests.accounts.test_two_factor_signin import make_credential
+
+    TOTPDevice.objects.create(user=user_factory(), name="Someone else's", confirmed=True)
+    TOTPDevice.objects.create(user=user, name="Not confirmed", confirmed=False)
+    with django_assert_max_num_queries(1):
+        assert has_real_factor(user) is False
+    assert api.get("/api/my-account").json()["second_factor"] is False
+    key = make_credential(user)
+    assert api.get("/api/my-account").json()["second_factor"] is True
+    key.delete()
+    TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
+    assert api.get("/api/my-account").json()["second_factor"] is True

@@ -18,7 +18,7 @@ from accounts.flows import profile as flows
 from accounts.forms import AvatarForm, DetailsForm, NameForm, UsernameForm
 from accounts.models import User
 from accounts.policy import Policy, get_policy
-from accounts.selectors.mfa import real_factors
+from accounts.selectors.mfa import has_real_factor
 
 router = Router(tags=["my-account"], auth=ACCOUNT_AUTH)
 
@@ -60,7 +60,7 @@ def account_data(request: HttpRequest, user: User, policy: Policy) -> dict[str, 
     if policy.visible("phone"):
         data["phone"] = user.phone
     if policy.visible("mfa") or policy.visible("passkeys"):
-        data["second_factor"] = real_factors(user) > 0
+        data["second_factor"] = has_real_factor(user)
     return data
 
 
@@ -136,7 +136,10 @@ def my_profile_update(request: HttpRequest, payload: ProfileChange) -> Any:
     sent = {PROFILE_FIELDS[k]: v for k, v in payload.model_dump(exclude_unset=True).items()}
     data = {name: getattr(user, name) for name in PROFILE_FIELDS.values()}
     data.update({k: "" if v is None else v for k, v in sent.items()})
-    cleaned = valid(DetailsForm(data, instance=user_copy(user), policy=policy))
+    cleaned = valid(
+        DetailsForm(data, instance=user_copy(user), policy=policy),
+        names={form_name: api_name for api_name, form_name in PROFILE_FIELDS.items()},
+    )
     flows.details_update(ctx=ctx, changes={name: cleaned[name] for name in sent})
     # The flows changed ``ctx.target``, which is ``request.user``.
     return account_data(request, user, policy)

@@ -67,30 +67,34 @@ class TokenAuth(HttpBearer):
 
 
 class SessionAuth(APIKeyCookie):
-    """The portal's own session (CSRF checked on writes by ``APIKeyCookie``)."""
+    """The portal's own session (CSRF checked on writes by ``APIKeyCookie``).
+
+    ``allow_pending``: an account waiting for its deletion may use it too (only to
+    cancel the deletion). One class for both, so the OpenAPI document names one
+    cookie scheme."""
 
     param_name = settings.SESSION_COOKIE_NAME
 
-    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
-        user = request.user
-        return user if _usable(user) else None
-
-
-class PendingDeletionSessionAuth(SessionAuth):
-    """A session of an account waiting for its deletion: it may only cancel it."""
+    def __init__(self, *, allow_pending: bool = False) -> None:
+        super().__init__()
+        self.allow_pending = allow_pending
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = request.user
-        if user.is_authenticated and user.state in {
-            User.State.ACTIVE,
-            User.State.PENDING_DELETION,
-        }:
+        if _usable(user):
+            return user
+        if (
+            self.allow_pending
+            and user.is_authenticated
+            and user.state == User.State.PENDING_DELETION
+        ):
             return user
         return None
 
 
 token_auth = TokenAuth()
 session_auth = SessionAuth()
+pending_deletion_session_auth = SessionAuth(allow_pending=True)
 ACCOUNT_AUTH = [token_auth, session_auth]
 # OpenAPI names of the two ways in, for the document's ``security``.
 ACCOUNT_READ, ACCOUNT_WRITE = TokenScope.ACCOUNT_READ.value, TokenScope.ACCOUNT_WRITE.value

@@ -16,8 +16,8 @@ from ninja import Field, Query, Router, Schema
 
 from accounts.api.auth import (
     ACCOUNT_AUTH,
-    PendingDeletionSessionAuth,
     api_ctx,
+    pending_deletion_session_auth,
     token_auth,
 )
 from accounts.api.forms import door, valid
@@ -150,7 +150,7 @@ def deletion_schedule(request: HttpRequest, payload: DeletionIn) -> Any:
 @router.delete(
     "/deletion",
     response={200: Done, 409: Error, **COMMON_ERRORS},
-    auth=[token_auth, PendingDeletionSessionAuth()],
+    auth=[token_auth, pending_deletion_session_auth],
 )
 def deletion_cancel(request: HttpRequest) -> Any:
     """Cancels a scheduled deletion during the grace period. A pending account's

@@ -234,8 +234,13 @@ class TokenForm(PolicyGuardedForm, forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        from accounts.flows.tokens import scopes_for
+
         super().__init__(*args, **kwargs)
+        allowed = scopes_for(user)
+        scopes = self.fields["scopes"]
+        scopes.choices = [c for c in TokenScope.choices if c[0] in allowed]  # type: ignore[attr-defined]
         today = timezone.localdate()
         field = self.fields["expires_at"]
         field.initial = today + dt.timedelta(days=self.DEFAULT_DAYS)

@@ -241,6 +241,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
+    # Where the actor acted: web, admin, api, token, cli ("" before it was recorded).
+    surface = models.CharField(_("surface"), max_length=10, blank=True)
 
     class Meta:
         verbose_name = _("audit event")
@@ -360,6 +362,7 @@ class BackupCode(models.Model):
 class TokenScope(models.TextChoices):
     ACCOUNT_READ = "account:read", _("Read your account settings")
     ACCOUNT_WRITE = "account:write", _("Change your account settings")
+    MANAGEMENT = "management", _("Manage users (staff, within your back-office permissions)")
 
 
 class PersonalAccessToken(models.Model):

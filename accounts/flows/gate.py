@@ -39,7 +39,9 @@ def check(
     """Raises when a user's own change may not go ahead: ``Http404`` (field off),
     ``PolicyDenied`` (read-only or settings off), ``ReauthenticationRequired``,
     ``ImpersonationRefused``."""
-    if ctx.surface not in SELF_SERVICE:
+    if ctx.surface not in SELF_SERVICE or ctx.subject is not None:
+        # Staff acting on another account (back-office, Management API) act under
+        # their own permissions, which the staff flows check.
         return
     if field is not None:
         policy = policy or load_policy()

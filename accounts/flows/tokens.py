@@ -19,15 +19,24 @@ from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import FlowError
 from accounts.limits import limit_consume
-from accounts.models import PersonalAccessToken, TokenScope
+from accounts.models import PersonalAccessToken, TokenScope, User
 from accounts.notifications import notify
+from accounts.selectors.mfa import has_real_factor
 from accounts.services import tokens as token_service
 from accounts.services.tokens import NewToken
 
 FIELD = "tokens"
 MAX_LIFETIME = timedelta(days=365)
 NAME_MAX_LENGTH = 100
-SELF_SERVICE_SCOPES = frozenset(TokenScope.values)
+ACCOUNT_SCOPES = (TokenScope.ACCOUNT_READ.value, TokenScope.ACCOUNT_WRITE.value)
+
+
+def scopes_for(user: User) -> list[str]:
+    """The scopes ``user`` may give a token: the Account API's, and ``management``
+    for staff members with a second factor (their back-office permissions apply)."""
+    if user.is_staff and has_real_factor(user):
+        return [*ACCOUNT_SCOPES, TokenScope.MANAGEMENT.value]
+    return list(ACCOUNT_SCOPES)
 
 
 class TooManyTokens(FlowError):
@@ -53,10 +62,21 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _clean_scopes(scopes: list[str]) -> list[str]:
+def _clean_scopes(scopes: list[str], user: User) -> list[str]:
     if not scopes:
         raise ValidationError({"scopes": _("Choose at least one scope.")})
-    unknown = set(scopes) - SELF_SERVICE_SCOPES
+    if TokenScope.MANAGEMENT.value in scopes and TokenScope.MANAGEMENT.value not in scopes_for(
+        user
+    ):
+        raise ValidationError(
+            {
+                "scopes": _(
+                    "Only staff members with two-step verification may give a token "
+                    "the management scope."
+                )
+            }
+        )
+    unknown = set(scopes) - set(TokenScope.values)
     if unknown:
         raise ValidationError(
             {"scopes": _("Unknown scope: %(scopes)s.") % {"scopes": ", ".join(sorted(unknown))}}
@@ -84,7 +104,7 @@ def token_create(*, ctx: Actor, name: str, scopes: list[str], expires_at: dateti
     cleaned: dict[str, Any] = {}
     checks: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
         ("name", _clean_name, name),
-        ("scopes", _clean_scopes, scopes),
+        ("scopes", lambda value: _clean_scopes(value, user), scopes),
         ("expires_at", _clean_expiry, expires_at),
     )
     for key, clean, value in checks:

@@ -138,6 +138,7 @@ def audit_record(
         else (subject.username if subject is not None else ""),
         impersonator_id=impersonator_id,
         ip_address=ctx.ip if ctx is not None else None,
+        surface=ctx.surface if ctx is not None else "cli",
         user_agent=(ctx.user_agent if ctx is not None else "")[:300],
         data=data or {},
     )

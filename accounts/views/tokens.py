@@ -56,7 +56,8 @@ def _page(request: HttpRequest, form: TokenForm, status: int = 200) -> HttpRespo
 @login_required
 @section("tokens")
 def tokens(request: HttpRequest) -> HttpResponse:
-    return _page(request, TokenForm(policy=get_policy(request)))
+    user: User = request.user  # type: ignore[assignment]
+    return _page(request, TokenForm(policy=get_policy(request), user=user))
 
 
 @require_POST
@@ -64,7 +65,8 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @field_editable("tokens")
 @reauthentication_required
 def token_create(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST, policy=get_policy(request))
+    user: User = request.user  # type: ignore[assignment]
+    form = TokenForm(request.POST, policy=get_policy(request), user=user)
     if form.is_valid():
         try:
             new = flows.token_create(ctx=ctx_for(request), **form.cleaned_data)

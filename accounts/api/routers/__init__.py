@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ninja import Router
 
+from accounts.api.management import users as management_users
 from accounts.api.routers import (
     account,
     contact,
@@ -24,4 +25,6 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", data.router),
     ("/my-account", tokens.router),
     ("/verifications", verifications.router),
+    # The Management API (accounts.api.management).
+    ("/management", management_users.router),
 ]

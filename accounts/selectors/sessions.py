@@ -46,3 +46,37 @@ def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRo
             )
         )
     return rows
+
+
+# The back-office's page and the Management API show this many, most recent first.
+STAFF_SESSIONS_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class StaffSessionRow:
+    pk: int
+    device: str
+    user_agent: str
+    ip: str
+    signed_in: datetime
+    last_seen: datetime
+    # Opened by staff impersonating the user (not one of the user's devices).
+    impersonation: bool
+
+
+def user_sessions_for_staff(*, user: User) -> list[StaffSessionRow]:
+    """The account's sessions as staff see them: every one, impersonations included
+    (marked), the ``STAFF_SESSIONS_SHOWN`` most recently active first."""
+    sessions = UserSession.objects.filter(user=user).order_by("-last_seen_at", "-pk")
+    return [
+        StaffSessionRow(
+            pk=s.pk,
+            device=describe_device(s.user_agent),
+            user_agent=s.user_agent,
+            ip=s.ip,
+            signed_in=s.created_at,
+            last_seen=s.last_seen_at,
+            impersonation=bool((s.data or {}).get("impersonated_by")),
+        )
+        for s in sessions[:STAFF_SESSIONS_SHOWN]
+    ]

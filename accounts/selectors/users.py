@@ -76,13 +76,11 @@ def user_backoffice_overview(*, user: User) -> dict[str, object]:
     the number of sessions or events (lists are bounded)."""
     from allauth.account.models import EmailAddress
     from allauth.socialaccount.models import SocialAccount
-    from allauth.usersessions.models import UserSession
 
-    from accounts.devices import describe_device
     from accounts.models import BackupCodeDevice
+    from accounts.selectors.sessions import user_sessions_for_staff
     from accounts.services.audit import Action
 
-    sessions = list(UserSession.objects.filter(user=user).order_by("-last_seen_at")[:50])
     events = list(
         AuditEvent.objects.filter(subject=user)
         .select_related("actor", "impersonator")
@@ -97,16 +95,7 @@ def user_backoffice_overview(*, user: User) -> dict[str, object]:
         "backup_remaining": (
             backup.codes.filter(used_at__isnull=True).count() if backup is not None else None
         ),
-        "sessions": [
-            {
-                "device": describe_device(s.user_agent),
-                "ip": s.ip,
-                "signed_in": s.created_at,
-                "last_seen": s.last_seen_at,
-                "impersonation": bool((s.data or {}).get("impersonated_by")),
-            }
-            for s in sessions
-        ],
+        "sessions": user_sessions_for_staff(user=user),
         "events": [
             {
                 "when": e.created_at,

@@ -1,6 +1,7 @@
 """What staff do to an account, from the back-office, a command or the Management
-API: suspend, restore, end every session, reset the second factors, schedule the
-deletion, delete at once, and edit the account's fields and privileges.
+API: suspend, restore, end every session, reset the second factors, unlink a linked
+account, schedule the deletion, delete at once, and edit the account's fields and
+privileges.
 
 Each staff flow takes ``ctx`` acting on ``ctx.subject`` (``Actor.on(user)``), and
 checks the permission, that the account exists, and that staff do not act on
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from allauth.socialaccount.internal.flows.connect import validate_disconnect
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.access import access_user_for_staff
 from accounts.actor import Actor
 from accounts.flows.errors import AccessDenied, FlowError
+from accounts.flows.social import UnlinkRefused
 from accounts.models import User
 from accounts.notifications import (
     notify,
@@ -29,8 +33,10 @@ from accounts.notifications import (
     notify_restored,
     notify_suspended,
 )
+from accounts.selectors.social import own_linked_account
 from accounts.services import deletion as deletion_service
 from accounts.services import moderation as moderation_service
+from accounts.services import social as social_service
 from accounts.services.audit import Action, audit_record
 from accounts.services.mfa import mfa_reset
 
@@ -45,16 +51,25 @@ class WrongState(FlowError):
 
 
 def staff_target(ctx: Actor, permission: str) -> User:
-    """The account ``ctx`` acts on, once the staff member's right to act is checked."""
+    """The account ``ctx`` acts on, once the staff member's right to act is checked.
+    ``permission``: a codename of the accounts app, or ``app_label.codename``."""
     if ctx.subject is None:
         raise AccessDenied()
-    target = access_user_for_staff(ctx, ctx.subject.pk, f"accounts.{permission}")
-    assert ctx.user is not None  # access_user_for_staff refuses without one
+    name = permission if "." in permission else f"accounts.{permission}"
+    target = access_user_for_staff(ctx, ctx.subject.pk, name)
+    check_may_act(ctx, target)
+    return target
+
+
+def check_may_act(ctx: Actor, target: User) -> None:
+    """Raises ``AccessDenied`` (403) unless staff may act on ``target``: never their
+    own account, other staff and superusers only as a superuser."""
+    if ctx.user is None:
+        raise AccessDenied(staff=True)
     try:
         moderation_service.check_can_act(actor=ctx.user, target=target)
     except moderation_service.NotAllowed as exc:
         raise AccessDenied(CANNOT_ACT, staff=True) from exc
-    return target
 
 
 def may_act_on(ctx: Actor, target: User) -> bool:
@@ -107,6 +122,37 @@ def reset_user_mfa(*, ctx: Actor, reason: str) -> int:
         count = mfa_reset(ctx=ctx, user=target, reason=reason)
         notify(ctx=None, user=target, event="mfa_reset")
     return count
+
+
+# allauth's model permission: no role has it, superusers do.
+UNLINK_PERMISSION = "socialaccount.delete_socialaccount"
+UNLINK_WOULD_LOCK_OUT = _(
+    "This linked account is the user's last way to sign in (the account has no password, "
+    "or no verified email address to reset one): it cannot be unlinked. Nothing was changed."
+)
+
+
+def unlink_identity(*, ctx: Actor, provider: str, uid: str) -> dict[str, str]:
+    """Staff unlink one of the account's linked accounts (``provider``, ``uid``); an
+    unknown one is ``AccessDenied`` (404). As when the user unlinks it, the last way
+    to sign in stays: staff cannot lock the user out (``UnlinkRefused``, 409); the
+    user sets a password or links another account first. Audited with the staff
+    member as actor; the user is told."""
+    target = staff_target(ctx, UNLINK_PERMISSION)
+    with transaction.atomic():
+        # One unlink at a time per account: two at once could each leave the other
+        # as the last way in, and both go.
+        target = User.objects.select_for_update().get(pk=target.pk)
+        account = own_linked_account(user=target, provider=provider, uid=uid)
+        if account is None:
+            raise AccessDenied()
+        try:
+            validate_disconnect(None, account)  # allauth's rule (the request is not read)
+        except ValidationError as exc:
+            raise UnlinkRefused(UNLINK_WOULD_LOCK_OUT) from exc
+        info = social_service.social_account_remove(ctx=ctx, user=target, account=account)
+        notify(ctx=None, user=target, event="social_unlinked", context=info)
+    return info
 
 
 def schedule_user_deletion(*, ctx: Actor, reason: str) -> User:

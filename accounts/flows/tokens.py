@@ -1,6 +1,10 @@
 """Personal access tokens: a user makes them for their own programs (Account API)
 and revokes them. Both are sensitive: a recent re-authentication, never while
-staff impersonate the user. Each is audited and told to the user."""
+staff impersonate the user. Each is audited and told to the user.
+
+Staff with the permission make and revoke a user's tokens too (Management API):
+``token_create_for_user`` and ``token_revoke_for_user``, under the guard rails of
+every staff action."""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.access import access_own_token
+from accounts.access import access_own_token, int_pk
 from accounts.actor import Actor
 from accounts.flows import gate
-from accounts.flows.errors import FlowError
+from accounts.flows.errors import AccessDenied, FlowError
+from accounts.flows.moderation import staff_target
 from accounts.limits import limit_consume
 from accounts.models import PersonalAccessToken, TokenScope, User
 from accounts.notifications import notify
@@ -43,9 +48,13 @@ class TooManyTokens(FlowError):
     code = "tokens.too_many"
     status = 409
 
-    def __init__(self) -> None:
+    def __init__(self, message: object = "") -> None:
         super().__init__(
-            _("You have as many tokens as an account may have. Revoke one you no longer use first.")
+            message
+            or _(
+                "You have as many tokens as an account may have. "
+                "Revoke one you no longer use first."
+            )
         )
 
 
@@ -138,4 +147,102 @@ def token_revoke(*, ctx: Actor, pk: Any) -> PersonalAccessToken:
     with transaction.atomic():
         if token_service.token_revoke(ctx=ctx, token=token):
             notify(ctx=ctx, user=token.user, event="token_revoked", context={"name": token.name})
+    return token
+
+
+# --- Staff making and revoking a user's tokens (Management API) ---------------------------
+
+# Django's model permissions of ``PersonalAccessToken``: no role has them, superusers do.
+CREATE_FOR_USER_PERMISSION = "add_personalaccesstoken"
+REVOKE_FOR_USER_PERMISSION = "delete_personalaccesstoken"
+
+
+class NotActive(FlowError):
+    """A token for an account that may not use the site: it would come back to life
+    when the account is restored, though suspension and deletion end every token."""
+
+    code = "wrong_state"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(_("Only an active account can be given a token."))
+
+
+def _clean_account_scopes(scopes: list[str]) -> list[str]:
+    """A token staff make for a user has the Account API's scopes only, never
+    ``management`` (even for a staff member's account)."""
+    if not scopes:
+        raise ValidationError({"scopes": _("Choose at least one scope.")})
+    refused = set(scopes) - set(ACCOUNT_SCOPES)
+    if refused:
+        raise ValidationError(
+            {
+                "scopes": _("A token made for someone else may have only these scopes: %(scopes)s.")
+                % {"scopes": ", ".join(ACCOUNT_SCOPES)}
+            }
+        )
+    return sorted(set(scopes))
+
+
+def token_create_for_user(
+    *, ctx: Actor, name: str, scopes: list[str], expires_at: datetime
+) -> NewToken:
+    """Staff make a token for the account ``ctx`` acts on (permission
+    ``accounts.add_personalaccesstoken``; not their own account — they make theirs
+    themselves —, other staff only by superusers). Same name, expiry and number
+    rules as the user's own tokens; the Account API's scopes only. The token
+    records who made it; audited with the staff member as actor; the user is told.
+    Returns the token and its full text, to be handed over once."""
+    target = staff_target(ctx, CREATE_FOR_USER_PERMISSION)
+    errors: dict[str, Any] = {}
+    cleaned: dict[str, Any] = {}
+    checks: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
+        ("name", _clean_name, name),
+        ("scopes", _clean_account_scopes, scopes),
+        ("expires_at", _clean_expiry, expires_at),
+    )
+    for key, clean, value in checks:
+        try:
+            cleaned[key] = clean(value)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        # Locked: the state and the number of live tokens hold until the token is made.
+        target = User.objects.select_for_update().get(pk=target.pk)
+        if not target.is_active or target.state != User.State.ACTIVE:
+            raise NotActive()
+        live = PersonalAccessToken.objects.filter(
+            user=target, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        ).count()
+        if live >= settings.PERSONAL_ACCESS_TOKENS_PER_USER:
+            raise TooManyTokens(
+                _("This account has as many tokens as an account may have. Revoke one first.")
+            )
+        new = token_service.token_create(ctx=ctx, user=target, created_by=ctx.user, **cleaned)
+        # Like every staff action's message: neither the staff member's address nor device.
+        notify(
+            ctx=None,
+            user=target,
+            event="token_created",
+            context={"name": new.token.name, "expires_at": new.token.expires_at},
+        )
+    return new
+
+
+def token_revoke_for_user(*, ctx: Actor, pk: Any) -> PersonalAccessToken:
+    """Staff revoke one of the tokens of the account ``ctx`` acts on (permission
+    ``accounts.delete_personalaccesstoken``; the same guard rails as making one).
+    Another account's token, or an unknown id, is ``AccessDenied`` (404); a token
+    already dead is returned unchanged. Audited; the user is told."""
+    target = staff_target(ctx, REVOKE_FOR_USER_PERMISSION)
+    key = int_pk(pk)
+    token = PersonalAccessToken.objects.filter(user=target, pk=key).first() if key else None
+    if token is None:
+        raise AccessDenied()
+    token.user = target
+    with transaction.atomic():
+        if token_service.token_revoke(ctx=ctx, token=token):
+            notify(ctx=None, user=target, event="token_revoked", context={"name": token.name})
     return token

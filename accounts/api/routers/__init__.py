@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ninja import Router
 
+from accounts.api.management import audit as management_audit
 from accounts.api.management import impersonation as management_impersonation
 from accounts.api.management import users as management_users
 from accounts.api.routers import (
@@ -29,4 +30,5 @@ ROUTERS: list[tuple[str, Router]] = [
     # The Management API (accounts.api.management).
     ("/management", management_users.router),
     ("/management", management_impersonation.router),
+    ("/management", management_audit.router),
 ]

@@ -6,6 +6,7 @@ from ninja import Router
 
 from accounts.api.management import audit as management_audit
 from accounts.api.management import impersonation as management_impersonation
+from accounts.api.management import policy as management_policy
 from accounts.api.management import users as management_users
 from accounts.api.routers import (
     account,
@@ -31,4 +32,5 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/management", management_users.router),
     ("/management", management_impersonation.router),
     ("/management", management_audit.router),
+    ("/management", management_policy.router),
 ]

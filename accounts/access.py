@@ -78,3 +78,22 @@ def access_user_for_staff(ctx: Actor, pk: Any, permission: str) -> User:
     if user is None:
         raise AccessDenied()
     return user
+
+
+def staff_holds_any(user: Any, permissions: tuple[str, ...]) -> bool:
+    """An active staff member holding one of ``permissions`` (``app.codename``):
+    the back-office's rule for reading a page (Django's admin lets "view" or
+    "change" read)."""
+    return bool(
+        user is not None
+        and user.is_active
+        and user.is_staff
+        and any(user.has_perm(permission) for permission in permissions)
+    )
+
+
+def access_for_staff(ctx: Actor, permissions: tuple[str, ...]) -> User:
+    """The staff member acting, if they hold one of ``permissions``; 403 otherwise."""
+    if ctx.user is None or not staff_holds_any(ctx.user, permissions):
+        raise AccessDenied(staff=True)
+    return ctx.user

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
@@ -432,3 +433,33 @@ class ApiVerification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.method} for {self.user_id}"
+
+
+class ImpersonationTicket(models.Model):
+    """A single-use link a staff member asked for through the Management API: it
+    starts the back-office's impersonation of ``target`` in ``staff``'s own browser
+    (signed in to the back-office with a verified second factor), with ``reason``.
+
+    Only a keyed SHA-256 of the link's 256-bit random token is stored
+    (``accounts.services.impersonation``). ``used_at`` is set once, by a
+    conditional update: a second use finds it set.
+    """
+
+    staff = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("staff member")
+    )
+    target = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("account")
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(_("reason"), max_length=500)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("impersonation link")
+        verbose_name_plural = _("impersonation links")
+
+    def __str__(self) -> str:
+        return f"impersonation link {self.pk} ({self.staff_id} -> {self.target_id})"

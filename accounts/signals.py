@@ -76,7 +76,9 @@ def _on_impersonation_started(
         ctx=actor_from_request(request, surface="admin"),
         staff=hijacker,
         user=hijacked,
-        reason=request.POST.get("reason", ""),
+        # Set by ``accounts.views.impersonation.start_impersonation``, the only way in.
+        reason=getattr(request, "portal_impersonation_reason", ""),
+        link=getattr(request, "portal_impersonation_link", None),
     )
 
 

@@ -16,9 +16,11 @@ from django.urls import path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.access import staff_holds_any
 from accounts.admin.lists import CappedCountPaginator
 from accounts.admin_site import GuardedListMixin
 from accounts.models import AuditEvent
+from accounts.selectors.audit import AUDIT_LOG_PERMISSIONS
 from accounts.selectors.users import audit_csv_rows
 from accounts.services.audit import Action
 
@@ -81,6 +83,10 @@ class AuditEventAdmin(GuardedListMixin, admin.ModelAdmin):
             if value and value.isdigit():
                 qs = qs.filter(**{f"{key}_id": int(value)})
         return qs
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The Management API's audit events ask the same question.
+        return staff_holds_any(request.user, AUDIT_LOG_PERMISSIONS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy
 
-from accounts.flows.policy import policy_update
+from accounts.access import staff_holds_any
+from accounts.flows.policy import READ_PERMISSIONS, policy_update
 from accounts.models import AccountPolicy
 from accounts.policy import FIELDS
 from accounts.services.policy import policy_row
@@ -35,6 +36,10 @@ class AccountPolicyAdmin(admin.ModelAdmin):
         ),
     )
     readonly_fields = ("updated_at",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The Management API's policy reading asks the same question.
+        return staff_holds_any(request.user, READ_PERMISSIONS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

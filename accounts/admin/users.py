@@ -154,7 +154,7 @@ class UserAdmin(GuardedListMixin, DjangoUserAdmin):
     # --- Extra pages ---------------------------------------------------------------
 
     def get_urls(self) -> list[Any]:
-        from accounts.views.impersonation import impersonate
+        from accounts.views.impersonation import impersonate, impersonate_by_link
 
         wrap = self.admin_site.admin_view
         # No admin password page: a password is set by its owner, or reset by email.
@@ -166,6 +166,12 @@ class UserAdmin(GuardedListMixin, DjangoUserAdmin):
         extra: list[URLPattern] = [
             *action_urls(self),
             path("<int:pk>/impersonate/", wrap(impersonate), name="accounts_user_impersonate"),
+            # A single-use link asked for through the Management API.
+            path(
+                "impersonate/<str:token>/",
+                wrap(impersonate_by_link),
+                name="accounts_user_impersonate_link",
+            ),
         ]
         return [*extra, *inherited]
 

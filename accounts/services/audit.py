@@ -57,6 +57,7 @@ class Action:
     SESSIONS_ENDED_BY_STAFF = "session.all_ended_by_staff"
     IMPERSONATION_STARTED = "impersonation.started"
     IMPERSONATION_ENDED = "impersonation.ended"
+    IMPERSONATION_LINK_CREATED = "impersonation.link_created"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
 
@@ -106,6 +107,7 @@ class Action:
         SESSIONS_ENDED_BY_STAFF: _("All sessions ended by staff"),
         IMPERSONATION_STARTED: _("Support started viewing the account as you"),
         IMPERSONATION_ENDED: _("Support stopped viewing the account as you"),
+        IMPERSONATION_LINK_CREATED: _("Support asked for a link to view the account as you"),
     }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ninja import Router
 
+from accounts.api.management import audit as management_audit
+from accounts.api.management import impersonation as management_impersonation
+from accounts.api.management import policy as management_policy
 from accounts.api.management import security as management_security
 from accounts.api.management import users as management_users
 from accounts.api.routers import (
@@ -29,4 +32,7 @@ ROUTERS: list[tuple[str, Router]] = [
     # The Management API (accounts.api.management).
     ("/management", management_users.router),
     ("/management", management_security.router),
+    ("/management", management_impersonation.router),
+    ("/management", management_audit.router),
+    ("/management", management_policy.router),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ninja import Router
 
+from accounts.api.management import lifecycle as management_lifecycle
 from accounts.api.management import users as management_users
 from accounts.api.routers import (
     account,
@@ -27,4 +28,5 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/verifications", verifications.router),
     # The Management API (accounts.api.management).
     ("/management", management_users.router),
+    ("/management", management_lifecycle.router),
 ]

@@ -66,11 +66,18 @@ def int_pk(pk: Any) -> int | None:
     return key if 0 < key < 2**63 else None
 
 
-def access_user_for_staff(ctx: Actor, pk: Any, permission: str) -> User:
-    """A user a staff member may act on with ``permission`` (``app.codename``)."""
+def staff_with_permission(ctx: Actor, permission: str) -> User:
+    """The staff member acting, while active, staff and holding ``permission``
+    (``app.codename``); else a 403."""
     staff = ctx.user
     if staff is None or not staff.is_active or not staff.is_staff or not staff.has_perm(permission):
         raise AccessDenied(staff=True)
+    return staff
+
+
+def access_user_for_staff(ctx: Actor, pk: Any, permission: str) -> User:
+    """A user a staff member may act on with ``permission`` (``app.codename``)."""
+    staff_with_permission(ctx, permission)
     try:
         user = User.objects.filter(pk=int(pk)).first()
     except (TypeError, ValueError):

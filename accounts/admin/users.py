@@ -23,6 +23,7 @@ from accounts.flows import moderation
 from accounts.flows.errors import FlowError
 from accounts.models import User
 from accounts.selectors.users import USER_SEARCH_FIELDS, user_backoffice_overview, users_annotated
+from accounts.staff_forms import StaffUserChangeForm, StaffUserCreationForm
 from accounts.web import actor_from_request
 
 # The links on a user's page: each action's permission, and impersonation's.
@@ -31,6 +32,9 @@ PAGE_PERMISSIONS = (*dict.fromkeys(a.permission for a in ACTIONS), "impersonate_
 
 @admin.register(User)
 class UserAdmin(GuardedListMixin, DjangoUserAdmin):
+    # The portal's username rules, as on the Management API (``accounts.staff_forms``).
+    form = StaffUserChangeForm
+    add_form = StaffUserCreationForm
     list_display = (
         "username",
         "email",

@@ -9,7 +9,10 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI, Swagger
+from ninja.operation import PathView
+from ninja.utils import normalize_path, replace_path_param_notation
 
 from accounts.api import errors
 
@@ -29,7 +32,37 @@ class PortalSwagger(Swagger):
         return render(request, self.template, context)
 
 
-api = NinjaAPI(
+class PortalNinjaAPI(NinjaAPI):
+    """django-ninja's API, where several routers may serve the same path with
+    different methods (``GET /users/{id}`` in one module, ``PATCH`` in another).
+
+    django-ninja gives each router's path its own URL pattern, so Django would
+    send every method to the first router and the others would answer 405: the
+    operations of one path are put behind one view instead (the OpenAPI document
+    already merges them)."""
+
+    def _get_urls(self) -> list[URLResolver | URLPattern]:
+        urls = super()._get_urls()
+        views: dict[str, list[PathView]] = {}
+        for bound in self._get_bound_routers():
+            prefix = replace_path_param_notation(bound.prefix)
+            for path, path_view in bound.path_operations.items():
+                route = "/".join(p for p in (prefix, replace_path_param_notation(path)) if p)
+                views.setdefault(normalize_path(route).lstrip("/"), []).append(path_view)
+        merged = {}
+        for route, path_views in views.items():
+            if len(path_views) > 1:
+                one = PathView()
+                one.operations = [op for view in path_views for op in view.operations]
+                one.is_async = any(view.is_async for view in path_views)
+                merged[route] = one.get_view()
+        for url in urls:
+            if isinstance(url, URLPattern) and str(url.pattern) in merged:
+                url.callback = merged[str(url.pattern)]
+        return urls
+
+
+api = PortalNinjaAPI(
     title="Account portal API",
     version="1.0",
     description=(

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.access import access_user_for_staff
+from accounts.access import access_user_for_staff, staff_with_permission
 from accounts.actor import Actor
 from accounts.flows.errors import AccessDenied, FlowError
 from accounts.flows.social import UnlinkRefused
@@ -99,13 +99,23 @@ def suspend_user(*, ctx: Actor, reason: str, until: datetime | None = None) -> U
     return user
 
 
-def restore_user(*, ctx: Actor) -> User:
-    """Lifts a suspension, or cancels a pending deletion."""
+NOT_IN_STATE = {
+    User.State.SUSPENDED: _("This account is not suspended."),
+    User.State.PENDING_DELETION: _("This account is not scheduled for deletion."),
+}
+
+
+def restore_user(*, ctx: Actor, from_state: str | None = None) -> User:
+    """Lifts a suspension, or cancels a pending deletion (the back-office's
+    "restore" does either); ``from_state``: only when the account is in that
+    state (``suspended`` or ``pending_deletion``)."""
     target = staff_target(ctx, "suspend_user")
     with transaction.atomic():
         try:
-            user = moderation_service.user_restore(ctx=ctx, user=target)
+            user = moderation_service.user_restore(ctx=ctx, user=target, from_state=from_state)
         except deletion_service.InvalidTransition as exc:
+            if from_state is not None:
+                raise WrongState(NOT_IN_STATE[User.State(from_state)]) from exc
             raise WrongState(_("This account is already active.")) from exc
         notify_restored(user)
     return user
@@ -278,19 +288,19 @@ def save_user_by_staff(
     changed: Iterable[str],
     groups: Iterable[Group] | None = None,
     permissions: Iterable[Permission] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> StaffEdit:
     """Saves ``user`` as staff edited it (``changed``: the edited field names;
     ``groups``/``permissions``: the new sets, or None when not edited) and records
-    what changed, privileges included, as one audit event.
+    what changed, privileges included, as one audit event (with ``extra``: more
+    facts for the audit data, such as how a new account's password is chosen).
 
     Privileges (``PRIVILEGE_FIELDS``) are compared with what is stored, whatever
     ``changed`` says: a change by anyone but a superuser, or by a superuser on
     their own account, is refused (nothing is saved); an allowed one is told to
     the other superusers."""
     creating = user.pk is None
-    permission = "accounts.add_user" if creating else "accounts.change_user"
-    if ctx.user is None or not ctx.user.is_staff or not ctx.user.has_perm(permission):
-        raise AccessDenied(staff=True)
+    staff = staff_with_permission(ctx, "accounts.add_user" if creating else "accounts.change_user")
     fields = _model_fields(changed)
     groups = list(groups) if groups is not None else None
     permissions = list(permissions) if permissions is not None else None
@@ -300,7 +310,7 @@ def save_user_by_staff(
             stored = User.objects.select_for_update().filter(pk=user.pk).first()
             if stored is None:
                 raise AccessDenied()
-            if stored.pk != ctx.user.pk and not may_act_on(ctx, stored):
+            if stored.pk != staff.pk and not may_act_on(ctx, stored):
                 # Other staff and superusers are edited by superusers only.
                 raise AccessDenied(CANNOT_ACT, staff=True)
         privileges_before = _privileges(stored)
@@ -319,7 +329,7 @@ def save_user_by_staff(
             for name in PRIVILEGE_FIELDS
             if privileges_before[name] != privileges_asked[name]
         }
-        if privilege_changes and not may_change_privileges(ctx.user, stored):
+        if privilege_changes and not may_change_privileges(staff, stored):
             raise AccessDenied(CANNOT_CHANGE_PRIVILEGES, staff=True)
         before: dict[str, Any] = {}
         if stored is not None:
@@ -341,6 +351,7 @@ def save_user_by_staff(
                 "user_permissions"
             ]
         if data:
+            data.update(extra or {})
             audit_record(
                 ctx=ctx,
                 action=Action.CREATED_BY_STAFF if creating else Action.UPDATED_BY_STAFF,

@@ -60,9 +60,12 @@ def user_suspend(
 
 
 @transaction.atomic
-def user_restore(*, ctx: Actor | None, user: User) -> User:
-    """Lifts a suspension, or cancels a pending deletion."""
+def user_restore(*, ctx: Actor | None, user: User, from_state: str | None = None) -> User:
+    """Lifts a suspension, or cancels a pending deletion (``from_state``: only the
+    one or the other)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
+    if from_state is not None and locked.state != from_state:
+        raise InvalidTransition(locked.state)
     if locked.state == User.State.PENDING_DELETION:
         return account_deletion_cancel(ctx=ctx, user=locked)
     if locked.state != User.State.SUSPENDED:

@@ -6,6 +6,7 @@ from ninja import Router
 
 from accounts.api.management import audit as management_audit
 from accounts.api.management import impersonation as management_impersonation
+from accounts.api.management import lifecycle as management_lifecycle
 from accounts.api.management import policy as management_policy
 from accounts.api.management import security as management_security
 from accounts.api.management import users as management_users
@@ -35,4 +36,5 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/management", management_impersonation.router),
     ("/management", management_audit.router),
     ("/management", management_policy.router),
+    ("/management", management_lifecycle.router),
 ]

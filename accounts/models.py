@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
+from accounts.user_search import SEARCHED_FIELDS, SearchTextField
+
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
@@ -67,6 +69,9 @@ class User(AbstractUser):
     deletion_scheduled_for = models.DateTimeField(
         _("deletion scheduled for"), null=True, blank=True
     )
+    # What the user list's search looks in (see accounts.user_search): the keys a
+    # search may start, one per line; derived on every write, never edited.
+    search_text = SearchTextField(blank=True, default="", editable=False)
 
     objects: ClassVar[PortalUserManager] = PortalUserManager()
 
@@ -106,7 +111,8 @@ class User(AbstractUser):
         ]
         indexes = [
             models.Index(fields=["state", "date_joined"], name="accounts_user_state_joined"),
-            models.Index(fields=["-date_joined"], name="accounts_user_joined_desc"),
+            # The list's default order and its keyset pages (ties broken by id).
+            models.Index(fields=["-date_joined", "-id"], name="accounts_user_joined_id"),
             models.Index(fields=["state", "suspended_until"], name="accounts_user_suspension"),
             models.Index(
                 fields=["state", "deletion_scheduled_for"], name="accounts_user_deletion_due"
@@ -117,14 +123,20 @@ class User(AbstractUser):
         return self.username
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        # A derived column: kept here so that no path (admin, allauth, services)
-        # can store an address without its comparison key.
+        # Derived columns: kept here so that no path (admin, allauth, services)
+        # can store an address without its comparison key, or a searched field
+        # without the search text (which its field computes on write).
         from accounts.emails import email_key
 
         self.email_key = email_key(self.email)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "email" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "email_key"}
+        if update_fields is not None:
+            fields = set(update_fields)
+            if "email" in fields:
+                fields.add("email_key")
+            if not fields.isdisjoint(SEARCHED_FIELDS):
+                fields.add("search_text")
+            kwargs["update_fields"] = fields
         super().save(*args, **kwargs)
 
     @property

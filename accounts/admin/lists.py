@@ -6,15 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.paginator import Paginator
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from accounts.selectors.users import COUNT_CAP, capped_count, users_with_second_factor
+from accounts.selectors.users import (
+    COUNT_CAP,
+    capped_count,
+    ids_in_order,
+    users_with_second_factor,
+)
 
 
 class CappedCountPaginator(Paginator):
@@ -26,6 +35,63 @@ class CappedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         return capped_count(self.object_list, self.CAP)  # type: ignore[arg-type]
+
+
+class CappedIdsPaginator(CappedCountPaginator):
+    """For searches: one query reads the ids of all the matches when there are at
+    most CAP of them (``ids_in_order``); the count is their number and a page is
+    read by its ids. A search's index is then read once, not once for the count
+    and again for the page. With more matches the count says CAP + 1 ("10,000+")
+    and a page is read in order (such a search matches often: the page is found
+    soon)."""
+
+    @cached_property
+    def ids(self) -> list[Any] | None:
+        return ids_in_order(self.object_list, self.CAP)  # type: ignore[arg-type]
+
+    @cached_property
+    def count(self) -> int:
+        return len(self.ids) if self.ids is not None else self.CAP + 1
+
+    def page(self, number: Any) -> Page:
+        if self.ids is None:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        rows = self.object_list.filter(pk__in=self.ids[bottom:top])  # type: ignore[attr-defined]
+        return Page(rows, number, self)
+
+
+class PlainCheckboxMixin:
+    """The list's row checkbox written directly, not through the form renderer's
+    template (a third of each row's rendering): the same markup as Django's."""
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        label = format_html(_("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
+
+
+class IdsChangeList(ChangeList):
+    """A list whose paginator read the ids (``CappedIdsPaginator``) shows a single
+    page, or all of them, by those ids too, instead of running the search again."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        paginator = self.paginator
+        if (
+            isinstance(paginator, CappedIdsPaginator)
+            and paginator.ids is not None
+            and ((self.show_all and self.can_show_all) or not self.multi_page)
+        ):
+            self.result_list = self.queryset.filter(pk__in=paginator.ids)
 
 
 class HasSecondFactorFilter(admin.SimpleListFilter):

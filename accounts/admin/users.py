@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -17,13 +18,25 @@ from django.utils.translation import gettext_lazy
 from accounts.actor import Actor
 from accounts.admin.actions import ACTIONS, action_urls
 from accounts.admin.forms import suspend_form
-from accounts.admin.lists import CappedCountPaginator, HasSecondFactorFilter
+from accounts.admin.lists import (
+    CappedCountPaginator,
+    CappedIdsPaginator,
+    HasSecondFactorFilter,
+    IdsChangeList,
+    PlainCheckboxMixin,
+)
 from accounts.admin_site import GuardedListMixin
 from accounts.flows import moderation
 from accounts.flows.errors import FlowError
 from accounts.models import User
-from accounts.selectors.users import USER_SEARCH_FIELDS, user_backoffice_overview, users_annotated
+from accounts.selectors.users import (
+    USER_SEARCH_FIELDS,
+    user_backoffice_overview,
+    users_annotated,
+    users_search,
+)
 from accounts.staff_forms import StaffUserChangeForm, StaffUserCreationForm
+from accounts.user_search import search_phrase
 from accounts.web import actor_from_request
 
 # The links on a user's page: each action's permission, and impersonation's.
@@ -31,7 +44,7 @@ PAGE_PERMISSIONS = (*dict.fromkeys(a.permission for a in ACTIONS), "impersonate_
 
 
 @admin.register(User)
-class UserAdmin(GuardedListMixin, DjangoUserAdmin):
+class UserAdmin(GuardedListMixin, PlainCheckboxMixin, DjangoUserAdmin):
     # The portal's username rules, as on the Management API (``accounts.staff_forms``).
     form = StaffUserChangeForm
     add_form = StaffUserCreationForm
@@ -45,7 +58,10 @@ class UserAdmin(GuardedListMixin, DjangoUserAdmin):
     )
     list_filter = ("state", "is_staff", HasSecondFactorFilter, "date_joined")
     search_fields = USER_SEARCH_FIELDS
-    search_help_text = gettext_lazy("Username, email address, display name or phone number.")
+    search_help_text = gettext_lazy(
+        "The beginning of a username, email address, phone number or name, or of any "
+        "word in them; or an id."
+    )
     ordering = ("-date_joined",)
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -126,6 +142,28 @@ class UserAdmin(GuardedListMixin, DjangoUserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return users_annotated(super().get_queryset(request))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[IdsChangeList]:
+        return IdsChangeList
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[User],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> CappedCountPaginator:
+        searching = bool(search_phrase(request.GET.get(SEARCH_VAR, "")))
+        paginator = CappedIdsPaginator if searching else CappedCountPaginator
+        return paginator(queryset, per_page, orphans, allow_empty_first_page)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[User], search_term: str
+    ) -> tuple[QuerySet[User], bool]:
+        # The shared search (``search_fields`` only shows the box): one indexed
+        # condition, and the same answer as the Management API's.
+        return users_search(queryset, search_term), False
 
     @admin.display(
         boolean=True, description=gettext_lazy("second factor"), ordering="has_second_factor"

@@ -1,17 +1,29 @@
-"""Prints how long the back-office user list takes, and how many queries it runs.
+"""Prints how long the user list takes, and how many queries it runs.
 
     manage.py benchmark_user_list [--runs 5]
 
 Run it on PostgreSQL after ``seed_users`` (for example at 10 000 and at 1 000 000
-users). It signs in a benchmark superuser with a verified second factor through the
-test client and times: the first page, a search by email prefix, a search by name,
-a search by phone, and a state filter. A benchmark, not a test: it prints figures.
+users). It times two surfaces of the same selector (``accounts.selectors.users``):
+
+- the back-office list, through the test client with a benchmark superuser signed
+  in with a verified second factor: the first page, searches (an email address's
+  beginning, a name, a phone number, a username) and filters;
+- the calls the Management API will make (``user_list`` then a keyset page of 50
+  with ``user_page``) without a search: filters, ``joined_after``, the order by
+  username, and pages deep in the list (the cursor of the row in the middle of
+  the list, found before timing). A search's page reads all its matches, as the
+  back-office's does (its cases above); through the API it will be timed with
+  the request around it.
+
+A benchmark, not a test: it prints figures.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +31,12 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
+from accounts.selectors.users import USER_ORDERINGS, user_list, user_page
 
 CASES = [
     ("first page", ""),
@@ -35,8 +49,41 @@ CASES = [
 ]
 
 
+def _middle(ordering: str) -> tuple[Any, int]:
+    """The cursor of the row in the middle of the whole list in ``ordering``."""
+    field, _ = USER_ORDERINGS[ordering]
+    name = field.removeprefix("-")
+    rows = User.objects.order_by(*USER_ORDERINGS[ordering]).values_list(name, "pk")
+    value, pk = rows[User.objects.count() // 2]
+    return value, pk
+
+
+def selector_cases() -> list[tuple[str, Callable[[], object]]]:
+    """The Management API's calls without a search: a keyset page of 50."""
+    month_ago = timezone.now() - timedelta(days=30)
+    deep = _middle("-date_joined")
+    deep_by_name = _middle("username")
+
+    def page(
+        ordering: str = "-date_joined", after: Any = None, **filters: Any
+    ) -> Callable[[], object]:
+        return lambda: user_page(
+            user_list(ordering=ordering, **filters), ordering=ordering, after=after, size=50
+        )
+
+    return [
+        ("first page", page()),
+        ("filter suspended", page(state="suspended")),
+        ("filter with second factor", page(second_factor=True)),
+        ("joined in the last 30 days", page(joined_after=month_ago)),
+        ("page in the middle", page(after=deep)),
+        ("by username, first page", page("username")),
+        ("by username, page in the middle", page("username", after=deep_by_name)),
+    ]
+
+
 class Command(BaseCommand):
-    help = "Times the back-office user list (first page, searches, filters)."
+    help = "Times the user list: the back-office's pages and the Management API's calls."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--runs", type=int, default=5)
@@ -65,22 +112,29 @@ class Command(BaseCommand):
             total = cursor.fetchone()[0]
         self.stdout.write(f"database: {connection.vendor}, users: {total:,}")
         self.stdout.write(
-            f"{'case':28} {'median ms':>10} {'max ms':>8} {'queries':>8} {'status':>6}"
+            f"{'case':32} {'median ms':>10} {'max ms':>8} {'queries':>8} {'status':>6}"
         )
+        self.stdout.write("back-office list (/admin/accounts/user/)")
         for label, query in CASES:
             url = "/admin/accounts/user/" + query
-            client.get(url)  # warm caches and the plan
-            timings = []
-            counts = []
-            status = 0
-            for _run in range(runs):
-                with CaptureQueriesContext(connection) as captured:
-                    started = time.perf_counter()
-                    response = client.get(url)
-                    timings.append((time.perf_counter() - started) * 1000)
-                counts.append(len(captured.captured_queries))
-                status = response.status_code
-            self.stdout.write(
-                f"{label:28} {statistics.median(timings):10.1f} {max(timings):8.1f} "
-                f"{max(counts):8d} {status:6d}"
-            )
+            self._time(label, runs, lambda url=url: client.get(url))  # type: ignore[misc]
+        self.stdout.write("Management API calls (user_list + user_page)")
+        for label, call in selector_cases():
+            self._time(label, runs, call)
+
+    def _time(self, label: str, runs: int, call: Callable[[], Any]) -> None:
+        call()  # warm caches and the plan
+        timings = []
+        counts = []
+        status = 0
+        for _run in range(runs):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                result = call()
+                timings.append((time.perf_counter() - started) * 1000)
+            counts.append(len(captured.captured_queries))
+            status = getattr(result, "status_code", 200)
+        self.stdout.write(
+            f"{label:32} {statistics.median(timings):10.1f} {max(timings):8.1f} "
+            f"{max(counts):8d} {status:6d}"
+        )

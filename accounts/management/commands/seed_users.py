@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.emails import email_key
 from accounts.models import User
+from accounts.user_search import SEARCHED_FIELDS, search_text_from
 
 FIRST = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gina", "Hugo", "Inès",
          "Jules", "Karim", "Léa", "Marc", "Nora", "Oscar", "Paula", "Quentin", "Rosa", "Sami",
@@ -28,7 +29,7 @@ DOMAINS = ["example.org", "example.com", "example.net", "mail.example.fr"]
 COLUMNS = [
     "password", "is_superuser", "username", "is_staff", "is_active", "date_joined", "email",
     "email_key", "first_name", "last_name", "display_name", "avatar", "phone", "phone_verified",
-    "language", "time_zone", "state", "state_reason",
+    "language", "time_zone", "state", "state_reason", "search_text",
 ]  # fmt: skip
 
 
@@ -69,7 +70,7 @@ class Command(BaseCommand):
         email = f"{first.lower()}.{last.lower()}.{n}@{rng.choice(DOMAINS)}"
         state = rng.choices(["active", "suspended", "pending_deletion"], weights=[97, 2, 1])[0]
         phone = f"+336{n:08d}" if n % 3 == 0 else ""
-        return [
+        row = [
             "!",  # no usable password
             False,
             f"seed-{n:07d}",
@@ -89,6 +90,9 @@ class Command(BaseCommand):
             state,
             "",
         ]
+        # COPY writes around the ORM: the search text as User.save would store it.
+        values = dict(zip(COLUMNS[:-1], row, strict=True))
+        return [*row, search_text_from(values[name] for name in SEARCHED_FIELDS)]
 
     def _copy(self, rows: list[list[Any]]) -> None:
         connection.ensure_connection()

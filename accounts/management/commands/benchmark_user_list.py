@@ -8,12 +8,10 @@ users). It times two surfaces of the same selector (``accounts.selectors.users``
 - the back-office list, through the test client with a benchmark superuser signed
   in with a verified second factor: the first page, searches (an email address's
   beginning, a name, a phone number, a username) and filters;
-- the calls the Management API will make (``user_list`` then a keyset page of 50
-  with ``user_page``) without a search: filters, ``joined_after``, the order by
-  username, and pages deep in the list (the cursor of the row in the middle of
-  the list, found before timing). A search's page reads all its matches, as the
-  back-office's does (its cases above); through the API it will be timed with
-  the request around it.
+- the same cases through the Management API (``GET /api/management/users``, pages
+  of 50, with a management token of that superuser), and what only the API
+  offers: ``joined_after``, the order by username, and pages deep in the list
+  (the cursor of the row in the middle of the list, found before timing).
 
 A benchmark, not a test: it prints figures.
 """
@@ -25,6 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -36,7 +35,8 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from accounts.selectors.users import USER_ORDERINGS, user_list, user_page
+from accounts.selectors.users import USER_ORDERINGS
+from accounts.services.tokens import token_create, token_revoke
 
 CASES = [
     ("first page", ""),
@@ -58,27 +58,30 @@ def _middle(ordering: str) -> tuple[Any, int]:
     return value, pk
 
 
-def selector_cases() -> list[tuple[str, Callable[[], object]]]:
-    """The Management API's calls without a search: a keyset page of 50."""
-    month_ago = timezone.now() - timedelta(days=30)
-    deep = _middle("-date_joined")
-    deep_by_name = _middle("username")
+def api_cases() -> list[tuple[str, str]]:
+    """The same cases through ``GET /api/management/users`` (pages of 50), and
+    what only the API offers: ``joined_after``, the order by username, and pages
+    deep in the list (the cursor of the row in the middle, found before timing)."""
+    from accounts.api.management.users import _cursor
 
-    def page(
-        ordering: str = "-date_joined", after: Any = None, **filters: Any
-    ) -> Callable[[], object]:
-        return lambda: user_page(
-            user_list(ordering=ordering, **filters), ordering=ordering, after=after, size=50
-        )
-
+    month_ago = (timezone.now() - timedelta(days=30)).isoformat()
+    deep = _cursor("-date_joined", _middle("-date_joined"))
+    deep_by_name = _cursor("username", _middle("username"))
     return [
-        ("first page", page()),
-        ("filter suspended", page(state="suspended")),
-        ("filter with second factor", page(second_factor=True)),
-        ("joined in the last 30 days", page(joined_after=month_ago)),
-        ("page in the middle", page(after=deep)),
-        ("by username, first page", page("username")),
-        ("by username, page in the middle", page("username", after=deep_by_name)),
+        ("first page", ""),
+        ("search email prefix", "?search=chloe.dubois.12"),
+        ("search display name", "?search=Emma%20Moreau"),
+        ("search phone", "?search=%2B3360000123"),
+        ("search username", "?search=seed-0004242"),
+        ("filter suspended", "?state=suspended"),
+        ("filter with second factor", "?has_second_factor=true"),
+        ("joined in the last 30 days", "?" + urlencode({"joined_after": month_ago})),
+        ("page in the middle", "?" + urlencode({"cursor": deep})),
+        ("by username, first page", "?ordering=username"),
+        (
+            "by username, page in the middle",
+            "?" + urlencode({"ordering": "username", "cursor": deep_by_name}),
+        ),
     ]
 
 
@@ -118,9 +121,19 @@ class Command(BaseCommand):
         for label, query in CASES:
             url = "/admin/accounts/user/" + query
             self._time(label, runs, lambda url=url: client.get(url))  # type: ignore[misc]
-        self.stdout.write("Management API calls (user_list + user_page)")
-        for label, call in selector_cases():
-            self._time(label, runs, call)
+        token = token_create(
+            ctx=None,
+            user=admin,
+            name="benchmark",
+            scopes=["management"],
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+        api = Client(HTTP_AUTHORIZATION=f"Bearer {token.secret}")
+        self.stdout.write("Management API (GET /api/management/users, a management token)")
+        for label, query in api_cases():
+            url = "/api/management/users" + query
+            self._time(label, runs, lambda url=url: api.get(url))  # type: ignore[misc]
+        token_revoke(ctx=None, token=token.token)
 
     def _time(self, label: str, runs: int, call: Callable[[], Any]) -> None:
         call()  # warm caches and the plan

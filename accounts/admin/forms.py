@@ -3,6 +3,7 @@ and the typed confirmation of an immediate deletion."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -51,7 +52,15 @@ class ReasonForm(forms.Form):
 
     def clean_until(self) -> Any:
         value = self.cleaned_data.get("until")
-        if value is not None and value <= timezone.now():
+        if value is None:
+            return value
+        try:
+            # Stored in UTC: PostgreSQL refuses offsets beyond 15:59, which a
+            # datetime (and the Management API's input) may carry.
+            value = value.astimezone(dt.UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(_("Enter a valid date/time.")) from exc
+        if value <= timezone.now():
             raise forms.ValidationError(_("Choose a time in the future."))
         return value
 

@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI, Swagger
 from ninja.operation import PathView
+from ninja.parser import Parser
 from ninja.utils import normalize_path, replace_path_param_notation
 
 from accounts.api import errors
@@ -30,6 +31,19 @@ class PortalSwagger(Swagger):
             "add_csrf": True,
         }
         return render(request, self.template, context)
+
+
+class PortalParser(Parser):
+    """JSON bodies as django-ninja reads them, refusing text that is not Unicode:
+    JSON may escape half of a surrogate pair (``"\\udbc9"``), which Python keeps in a
+    string that no database (nor UTF-8) can store. django-ninja answers a body its
+    parser refuses with a 400 (``bad_request``)."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = super().parse_body(request)
+        # Encoding the whole body once finds a lone surrogate anywhere in it.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
 
 
 class PortalNinjaAPI(NinjaAPI):
@@ -72,6 +86,7 @@ api = PortalNinjaAPI(
     ),
     urls_namespace="api",
     docs=PortalSwagger(),
+    parser=PortalParser(),
     docs_url="/docs",
     openapi_url="/openapi.json",
 )

@@ -9,7 +9,7 @@ every staff action."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -101,7 +101,8 @@ def _clean_expiry(expires_at: datetime) -> datetime:
         raise ValidationError({"expires_at": _("Choose a date in the future.")})
     if expires_at > now + MAX_LIFETIME:
         raise ValidationError({"expires_at": _("A token lasts one year at most.")})
-    return expires_at
+    # In UTC: PostgreSQL refuses offsets beyond 15:59, which a datetime may carry.
+    return expires_at.astimezone(UTC)
 
 
 def token_create(*, ctx: Actor, name: str, scopes: list[str], expires_at: datetime) -> NewToken:

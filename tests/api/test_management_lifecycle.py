@@ -902,3 +902,27 @@ def test_every_method_of_a_path_reaches_its_own_module(
     assert set(response["Allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
     document = Client().get("/api/openapi.json").json()
     assert set(document["paths"]["/api/management/users/{user_id}"]) == {"get", "patch", "delete"}
+
+
+def test_a_suspension_end_with_an_offset_beyond_postgresqls_is_stored_in_utc(
+    user_factory: Any, user: User
+) -> None:
+    from datetime import UTC, datetime
+    from datetime import timezone as tz
+
+    from django.contrib.auth.models import Group
+
+    from tests.api.conftest import management_client
+
+    support = user_factory(username="sue2", is_staff=True)
+    support.groups.add(Group.objects.get(name="Support"))
+    # A valid ISO time whose offset (+22:37) PostgreSQL cannot store as given.
+    until = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    sent = until.astimezone(tz(timedelta(hours=22, minutes=37)))
+    response = management_client(support).post(
+        f"/api/management/users/{user.pk}/suspension",
+        {"reason": "Spam reported", "until": sent.isoformat()},
+    )
+    assert response.status_code == 200, response.content
+    user.refresh_from_db()
+    assert user.suspended_until == until

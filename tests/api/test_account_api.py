@@ -446,3 +446,12 @@ def test_second_factor_is_an_app_or_a_key_in_one_query(
     key.delete()
     TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     assert api.get("/api/my-account").json()["second_factor"] is True
+
+
+def test_a_lone_surrogate_in_a_json_body_is_400(api: ApiClient, user: User) -> None:
+    # Valid JSON, not Unicode (half of a surrogate pair): no database can store it.
+    body = b'{"display_name": "\\udbc9 x"}'
+    response = api.generic("PATCH", "/api/my-account", body, content_type="application/json")
+    assert_error(response, 400, "bad_request")
+    user.refresh_from_db()
+    assert user.display_name == "Alice Martin"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from accounts.models import User
 
-Surface = Literal["web", "admin", "api", "token", "cli"]
+Surface = Literal["web", "admin", "api", "token", "app", "cli"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -122,6 +122,17 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.username
 
+    # The permissions a credential of this request may use (a machine client's
+    # token: its scopes, accounts.oauth.SCOPE_PERMISSIONS); None: all the account's.
+    # Set on the request's user object only, so every permission check of the
+    # flows (``has_perm``) applies the token's scopes too.
+    credential_permissions: frozenset[str] | None = None
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        if self.credential_permissions is not None and perm not in self.credential_permissions:
+            return False
+        return super().has_perm(perm, obj)
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived columns: kept here so that no path (admin, allauth, services)
         # can store an address without its comparison key, or a searched field
@@ -203,6 +214,10 @@ class AccountPolicy(models.Model):
         _("personal access tokens"),
         _("Tokens that let the user's own programs use the Account API."),
     )
+    connected_apps = _mode_field(
+        _("connected apps"),
+        _("Apps the user allowed to act for them (OAuth): seeing them and revoking them."),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
@@ -254,7 +269,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
-    # Where the actor acted: web, admin, api, token, cli ("" before it was recorded).
+    # Where the actor acted: web, admin, api, token, app (an OAuth app), cli ("" before
+    # it was recorded).
     surface = models.CharField(_("surface"), max_length=10, blank=True)
 
     class Meta:
@@ -415,6 +431,81 @@ class PersonalAccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (pat_{self.prefix}…)"
+
+
+class OAuthScope(models.TextChoices):
+    """What an OAuth app (accounts.oauth) may ask for: the OpenID Connect claims,
+    the Account API for a user, and the Management API for a machine client."""
+
+    OPENID = "openid", _("Know who you are on this site")
+    PROFILE = "profile", _("See your name, username and profile details")
+    EMAIL = "email", _("See your email address")
+    PHONE = "phone", _("See your phone number")
+    ACCOUNT_READ = "account:read", _("Read your account settings")
+    ACCOUNT_WRITE = "account:write", _("Change your account settings")
+    USERS_READ = "users:read", _("Read users")
+    USERS_WRITE = "users:write", _("Create and change users")
+    USERS_SUSPEND = "users:suspend", _("Suspend and restore users")
+    USERS_DELETE = "users:delete", _("Delete users")
+    USERS_IMPERSONATE = "users:impersonate", _("Impersonate users")
+    AUDIT_READ = "audit:read", _("Read the audit log")
+    POLICY_WRITE = "policy:write", _("Read and change the account policy")
+
+
+class AppGrant(models.Model):
+    """An app a user allowed to act for them ("connected apps"): made when the app
+    first gets tokens for the user, gone when the user revokes it or when the
+    account's tokens die (suspension, deletion, password change)."""
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="app_grants", verbose_name=_("user")
+    )
+    client = models.ForeignKey(
+        "allauth_idp_oidc.Client",
+        on_delete=models.CASCADE,
+        related_name="grants",
+        verbose_name=_("app"),
+    )
+    scopes = models.JSONField(_("scopes"), default=list)
+    created_at = models.DateTimeField(_("first used"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("connected app")
+        verbose_name_plural = _("connected apps")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "client"], name="accounts_app_grant_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} for user #{self.user_id}"
+
+
+class MachineClient(models.Model):
+    """An OAuth client that calls the Management API as itself (client
+    credentials), bound to a service account: an account that cannot sign in, whose
+    groups carry the client's permissions, named as the actor in the audit log."""
+
+    client = models.OneToOneField(
+        "allauth_idp_oidc.Client",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="machine",
+        verbose_name=_("app"),
+    )
+    account = models.OneToOneField(
+        User,
+        on_delete=models.CASCADE,
+        related_name="machine_client",
+        verbose_name=_("service account"),
+    )
+
+    class Meta:
+        verbose_name = _("machine client")
+        verbose_name_plural = _("machine clients")
+
+    def __str__(self) -> str:
+        return str(self.client_id)
 
 
 class ApiVerification(models.Model):

@@ -39,6 +39,7 @@ FIELDS: tuple[str, ...] = (
     "delete_account",
     "data_export",
     "tokens",
+    "connected_apps",
 )
 
 CACHE_KEY = "accounts:policy:v1"

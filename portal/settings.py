@@ -110,6 +110,8 @@ INSTALLED_APPS = [
     "django_tasks_db",
     # The Account API (accounts.api); "ninja" serves its documentation page's files.
     "ninja",
+    # The portal as OAuth 2 / OpenID Connect provider for its APIs (accounts.oauth).
+    "allauth.idp.oidc",
 ]
 
 MIDDLEWARE = [
@@ -375,6 +377,40 @@ NINJA_FIX_REQUEST_FILES_METHODS: set[str] = set()
 PERSONAL_ACCESS_TOKENS_PER_USER = env_int("PERSONAL_ACCESS_TOKENS_PER_USER", 20)
 # The Account API's lists (security activity) give at most this many rows a page.
 API_PAGE_SIZE_MAX = 100
+
+# --- OAuth 2 / OpenID Connect provider (allauth.idp.oidc, accounts.oauth) ---------
+
+IDP_OIDC_ADAPTER = "accounts.oauth.PortalOIDCAdapter"
+# Opaque access tokens (looked up on every call, so a suspension stops them at once;
+# a self-contained JWT would outlive it), short-lived; refresh tokens rotate on use.
+IDP_OIDC_ACCESS_TOKEN_FORMAT = "opaque"
+IDP_OIDC_ACCESS_TOKEN_EXPIRES_IN = env_int("OAUTH_ACCESS_TOKEN_SECONDS", 600)
+IDP_OIDC_REFRESH_TOKEN_EXPIRES_IN = env_int("OAUTH_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600)
+IDP_OIDC_ROTATE_REFRESH_TOKEN = True
+IDP_OIDC_AUTHORIZATION_CODE_EXPIRES_IN = env_int("OAUTH_CODE_SECONDS", 60)
+IDP_OIDC_INTROSPECTION_ENABLED = True
+# Confidential clients authenticate with their secret; public ones (PKCE) with none.
+IDP_OIDC_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+IDP_OIDC_DCR_ENABLED = False
+IDP_OIDC_CIMD_ENABLED = False
+# The RS256 key signing ID tokens: OAUTH_PRIVATE_KEY (PEM) or OAUTH_PRIVATE_KEY_FILE;
+# with debug on and neither set, one is made under var/ (accounts.oauth_keys).
+IDP_OIDC_PRIVATE_KEY = env_str("OAUTH_PRIVATE_KEY").replace("\\n", "\n")
+_OAUTH_KEY_FILE = env_str("OAUTH_PRIVATE_KEY_FILE")
+if not IDP_OIDC_PRIVATE_KEY and _OAUTH_KEY_FILE:
+    try:
+        IDP_OIDC_PRIVATE_KEY = Path(_OAUTH_KEY_FILE).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"OAUTH_PRIVATE_KEY_FILE cannot be read: {exc}") from exc
+if not IDP_OIDC_PRIVATE_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "OAUTH_PRIVATE_KEY (an RSA private key in PEM) or OAUTH_PRIVATE_KEY_FILE must be "
+            "set when DJANGO_DEBUG is off: it signs the OpenID Connect ID tokens."
+        )
+    from accounts.oauth_keys import development_key
+
+    IDP_OIDC_PRIVATE_KEY = development_key(VAR_DIR / "oauth_private_key.pem")
 
 # --- Email ----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from django.views.i18n import JavaScriptCatalog
 from django.views.static import serve
 
 from accounts.api.api import api
-from accounts.views import reauth, two_factor
+from accounts.views import oauth, reauth, two_factor
 from accounts.views.home import root
 from accounts.views.impersonation import stop_impersonating
 
@@ -69,6 +69,11 @@ urlpatterns = [
     path("hijack/", include(([path("release/", stop_impersonating, name="release")], "hijack"))),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    # The OAuth 2 / OpenID Connect provider (allauth.idp.oidc): its authorize and
+    # token steps with the portal's rules (accounts.views.oauth), the rest as is.
+    path("identity/o/authorize", oauth.authorization),
+    path("identity/o/api/token", oauth.token),
+    path("", include("allauth.idp.urls")),
 ]
 
 handler403 = "accounts.views.errors.permission_denied"

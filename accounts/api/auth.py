@@ -1,12 +1,17 @@
 """Who calls the Account API, and the ``Actor`` of the call.
 
-Two ways in, tried in this order:
+Three ways in, tried in this order:
 
 - ``Authorization: Bearer pat_…``: a personal access token. Every use checks the
   token (live, not expired) and its owner (active); a token that does not pass is a
-  401, never a fall-back to the session. The operation's scope is checked too:
-  reads need ``account:read``, writes ``account:write``.
+  401, never a fall-back to the session.
+- ``Authorization: Bearer <access token>``: an OAuth app acting for the user
+  (``accounts.oauth``), while the policy shows connected apps; a machine client's
+  token is a 403 here (it has no account; it calls the Management API).
 - The portal's session cookie, with CSRF on writes (same-origin front-ends).
+
+With a token, the operation's scope is checked too: reads need ``account:read``,
+writes ``account:write``.
 
 A sensitive change needs a verification: the ``X-Verification-Id`` header (see
 ``accounts.flows.verifications``) or, for a session, its own recent
@@ -28,9 +33,10 @@ from ninja.security import APIKeyCookie, HttpBearer
 from accounts.actor import Actor
 from accounts.flows.errors import FlowError
 from accounts.flows.verifications import VerificationExpired, VerificationInvalid, verified_at
-from accounts.models import PersonalAccessToken, TokenScope, User
+from accounts.models import TokenScope, User
+from accounts.oauth import access_token_from_request
 from accounts.policy import get_policy
-from accounts.services.tokens import token_authenticate
+from accounts.services.tokens import TOKEN_PREFIX, token_authenticate
 from accounts.web import actor_from_request, client_ip
 
 VERIFICATION_HEADER = "X-Verification-Id"
@@ -57,12 +63,42 @@ class TokenAuth(HttpBearer):
         return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        found = token_authenticate(token.strip())
+        token = token.strip()
+        if not token.startswith(TOKEN_PREFIX):
+            return None  # an OAuth access token (OAuthAppToken)
+        found = token_authenticate(token)
         if found is None or not get_policy(request).visible("tokens"):
             # A token the user can no longer see or revoke must not work either.
             raise AuthenticationError()
         request.user = found.user
         request.api_token = found  # type: ignore[attr-defined]
+        request.api_scopes = frozenset(found.scopes)  # type: ignore[attr-defined]
+        return found.user
+
+
+class MachineTokenRefused(FlowError):
+    code = "forbidden"
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__(_("A machine client's token has no account: it calls the Management API."))
+
+
+class OAuthAppToken(HttpBearer):
+    """An access token an OAuth app holds for the user (``accounts.oauth``)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        found = access_token_from_request(request)
+        if found is None or (
+            found.user is not None and not get_policy(request).visible("connected_apps")
+        ):
+            # An app the user can no longer see or revoke must not work either.
+            raise AuthenticationError()
+        if found.user is None:
+            raise MachineTokenRefused()
+        request.user = found.user
+        request.api_app_token = found  # type: ignore[attr-defined]
+        request.api_scopes = frozenset(found.get_scopes())  # type: ignore[attr-defined]
         return found.user
 
 
@@ -93,20 +129,21 @@ class SessionAuth(APIKeyCookie):
 
 
 token_auth = TokenAuth()
+app_token_auth = OAuthAppToken()
 session_auth = SessionAuth()
 pending_deletion_session_auth = SessionAuth(allow_pending=True)
-ACCOUNT_AUTH = [token_auth, session_auth]
+ACCOUNT_AUTH = [token_auth, app_token_auth, session_auth]
 # OpenAPI names of the two ways in, for the document's ``security``.
 ACCOUNT_READ, ACCOUNT_WRITE = TokenScope.ACCOUNT_READ.value, TokenScope.ACCOUNT_WRITE.value
 
 
 def require_scope(request: HttpRequest) -> None:
     """A token may read with ``account:read`` and write with ``account:write``."""
-    token: PersonalAccessToken | None = getattr(request, "api_token", None)
-    if token is None:
+    scopes: frozenset[str] | None = getattr(request, "api_scopes", None)
+    if scopes is None:
         return
     needed = ACCOUNT_READ if request.method in SAFE_METHODS else ACCOUNT_WRITE
-    if needed not in token.scopes:
+    if needed not in scopes:
         raise InsufficientScope(
             _("This token does not have the %(scope)s scope.") % {"scope": needed}
         )
@@ -116,13 +153,12 @@ def api_ctx(request: HttpRequest) -> Actor:
     """The actor of an Account API call (after authentication)."""
     require_scope(request)
     user: User = request.user  # type: ignore[assignment]
-    token = getattr(request, "api_token", None)
-    if token is not None:
+    if getattr(request, "api_scopes", None) is not None:
         ctx = Actor(
             user=user,
             ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", "")[:300],
-            surface="token",
+            surface="app" if getattr(request, "api_app_token", None) is not None else "token",
             language=get_language() or "",
         )
     else:

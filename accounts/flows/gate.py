@@ -18,7 +18,7 @@ from accounts.actor import Actor
 from accounts.flows.errors import ImpersonationRefused, ReauthenticationRequired
 from accounts.policy import Policy, load_policy, require_editable, require_visible
 
-SELF_SERVICE = frozenset({"web", "api", "token"})
+SELF_SERVICE = frozenset({"web", "api", "token", "app"})
 
 
 def recently_reauthenticated(ctx: Actor) -> bool:

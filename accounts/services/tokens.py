@@ -98,7 +98,11 @@ def token_revoke(*, ctx: Actor | None, token: PersonalAccessToken) -> bool:
 
 
 def tokens_revoke_all(*, user: User) -> int:
-    """Every live token of ``user`` dies (suspension, deletion, password change)."""
+    """Every live token of ``user`` dies (suspension, deletion, password change):
+    personal access tokens, and the OAuth tokens of the apps the user allowed."""
+    from accounts.oauth import oauth_tokens_revoke_all
+
+    oauth_tokens_revoke_all(user=user)
     return PersonalAccessToken.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )

@@ -16,6 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
 from tests.conftest import reauthenticate
+from tests.security.test_settings_and_headers import PRODUCTION_OAUTH_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -107,6 +108,7 @@ def test_debug_off_makes_the_language_cookie_secure() -> None:
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="a-long-and-random-production-key-" + "Zq8#" * 8,
         DJANGO_ALLOWED_HOSTS="portal.example.org",
+        OAUTH_PRIVATE_KEY=PRODUCTION_OAUTH_KEY,
     )
     result = subprocess.run(
         [

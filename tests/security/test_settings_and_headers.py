@@ -4,11 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+
+from accounts.oauth_keys import development_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +23,15 @@ PRINT_SETTINGS = (
 )
 
 
+# Production needs the OpenID Connect signing key (OAUTH_PRIVATE_KEY); a real one.
+PRODUCTION_OAUTH_KEY = development_key(Path(tempfile.mkdtemp()) / "oauth.pem")
+
+
 def run_with_env(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OAUTH_PRIVATE_KEY"))
+    }
+    clean["OAUTH_PRIVATE_KEY"] = PRODUCTION_OAUTH_KEY
     clean.update(env, DJANGO_SETTINGS_MODULE="portal.settings")
     return subprocess.run(
         [sys.executable, "-c", PRINT_SETTINGS],
@@ -47,6 +57,17 @@ def test_debug_off_refuses_an_insecure_secret_key() -> None:
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_debug_off_refuses_a_missing_oauth_signing_key() -> None:
+    result = run_with_env(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="a-long-and-random-production-key-" + "Zq8#" * 8,
+        DJANGO_ALLOWED_HOSTS="portal.example.org",
+        OAUTH_PRIVATE_KEY="",
+    )
+    assert result.returncode != 0
+    assert "OAUTH_PRIVATE_KEY" in result.stderr
 
 
 def test_debug_off_refuses_empty_allowed_hosts() -> None:

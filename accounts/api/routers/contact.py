@@ -200,6 +200,6 @@ def password_change(request: HttpRequest, payload: PasswordIn) -> Any:
     ctx = api_ctx(request)
     door(request, ctx, field="password", reauth=True, sensitive=True)
     password_flows.password_change(ctx=ctx, password=payload.password)
-    if getattr(request, "api_token", None) is None:
+    if getattr(request, "api_scopes", None) is None:
         session_keep(request, request.user)
     return {"ok": True}

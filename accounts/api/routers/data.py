@@ -141,7 +141,7 @@ def deletion_schedule(request: HttpRequest, payload: DeletionIn) -> Any:
     user: User = request.user  # type: ignore[assignment]
     valid(DeleteAccountForm(payload.model_dump(), user=user, policy=get_policy(request)))
     scheduled = deletion_flows.deletion_schedule(ctx=ctx)
-    if getattr(request, "api_token", None) is None:
+    if getattr(request, "api_scopes", None) is None:
         # The session acting was ended with the others: forget it in this answer too.
         logout(request)
     return {"deletion_scheduled_for": scheduled.deletion_scheduled_for}

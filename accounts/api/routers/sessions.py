@@ -41,7 +41,7 @@ class Session(Schema):
 
 
 def _current_key(request: HttpRequest) -> str | None:
-    if getattr(request, "api_token", None) is not None:
+    if getattr(request, "api_scopes", None) is not None:
         return None
     session = getattr(request, "session", None)
     return session.session_key if session is not None else None

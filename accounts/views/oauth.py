@@ -1,0 +1,193 @@
+"""The OAuth provider's authorize and token steps, as allauth serves them with the
+portal's stricter rules around them (``accounts.oauth`` for the rest).
+
+Authorize (``/identity/o/authorize``):
+- the redirect URI must be one the app registered, character for character
+  (allauth also accepts extra query parameters and any port on a loopback
+  address); anything else is an error page, never a redirect;
+- PKCE with S256 for every app (OAuth 2.1): a request without a
+  ``code_challenge``, or with ``plain``, goes back to the app with
+  ``invalid_request``;
+- the user must be allowed to connect apps (policy field ``connected_apps``
+  editable, settings on) and may not be impersonated by staff.
+
+Token (``/identity/o/api/token``): an authorization code works once; a second
+use is refused and revokes every token the app holds for that user (RFC 6749
+section 4.1.2). A user's tokens record the app among their connected apps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from allauth.idp.oidc.internal.clientkit import lookup_client
+from allauth.idp.oidc.internal.oauthlib import authorization_codes
+from allauth.idp.oidc.internal.oauthlib.utils import respond_html_error
+from allauth.idp.oidc.models import Client, Token
+from allauth.idp.oidc.views import AuthorizationView, TokenView
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from oauthlib.oauth2.rfc6749 import errors
+
+from accounts.impersonation import is_impersonating
+from accounts.models import User
+from accounts.oauth import app_tokens_revoke, grant_record
+from accounts.policy import get_policy
+
+# How long a redeemed code is remembered, to catch its replay.
+USED_CODE_SECONDS = 600
+
+
+class _PortalError(errors.FatalClientError):
+    """An error shown on the portal's page (never sent to a redirect URI)."""
+
+    error = "invalid_request"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description=description)
+
+
+def _add_query(uri: str, params: dict[str, str]) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}{urlencode(params)}"
+
+
+class PortalAuthorizationView(AuthorizationView):
+    template_name = "idp/oidc/authorization_form.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refused = self._refuse_request(request, request.GET) or self._refuse_user(request)
+        if refused is not None:
+            return refused
+        return super().get(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.POST.get("request"):
+            # allauth sends a POSTed authorization request back as a GET (checked there).
+            return super().post(request, *args, **kwargs)
+        refused = self._refuse_user(request)
+        if refused is not None:
+            return refused
+        return super().post(request, *args, **kwargs)
+
+    def _refuse_request(self, request: HttpRequest, params: QueryDict) -> HttpResponse | None:
+        client_id = params.get("client_id") or ""
+        redirect_uri = params.get("redirect_uri") or ""
+        client = lookup_client(client_id) if client_id and len(client_id) <= 100 else None
+        if client is None:
+            return None  # allauth's page says the client is unknown
+        if redirect_uri not in client.get_redirect_uris():
+            return respond_html_error(
+                request,
+                error=_PortalError(
+                    _(
+                        "The app sent a redirect address it has not registered: nothing "
+                        "was sent to it."
+                    )
+                ),
+            )
+        challenge = params.get("code_challenge") or ""
+        method = params.get("code_challenge_method") or ""
+        if params.get("response_type") == "code" and (not challenge or method != "S256"):
+            reply = {
+                "error": "invalid_request",
+                "error_description": "PKCE is required: send code_challenge with "
+                "code_challenge_method=S256.",
+            }
+            if params.get("state"):
+                reply["state"] = params["state"]
+            response = HttpResponse(status=302)
+            response["Location"] = _add_query(redirect_uri, reply)
+            return response
+        return None
+
+    def _refuse_user(self, request: HttpRequest) -> HttpResponse | None:
+        if not request.user.is_authenticated:
+            return None  # allauth asks the visitor to sign in first
+        if is_impersonating(request):
+            return respond_html_error(
+                request,
+                error=_PortalError(
+                    _("Staff impersonating a user cannot allow apps to act for that user.")
+                ),
+            )
+        if not get_policy(request).editable("connected_apps"):
+            return respond_html_error(
+                request,
+                error=_PortalError(_("Connecting apps to your account is turned off here.")),
+            )
+        return None
+
+
+def _code_key(code: str) -> str:
+    return "accounts:oauth:used-code:" + hashlib.sha256(code.encode()).hexdigest()
+
+
+def _json_error(error: str, description: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": error, "error_description": description}, status=status)
+
+
+class PortalTokenView(TokenView):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        grant_type = request.POST.get("grant_type")
+        if grant_type == Client.GrantType.AUTHORIZATION_CODE:
+            return self._code_grant(request)
+        response = super().post(request)
+        if grant_type == Client.GrantType.REFRESH_TOKEN and response.status_code == 200:
+            self._record(response)
+        return response
+
+    def _code_grant(self, request: HttpRequest) -> HttpResponse:
+        code = request.POST.get("code") or ""
+        key = _code_key(code)
+        client_id = self._client_id(request)
+        pending = authorization_codes.lookup(client_id, code) if code and client_id else None
+        if pending is None or not cache.add(key, {"pending": True}, USED_CODE_SECONDS):
+            used = cache.get(key) if code else None
+            if used and used.get("user") and used.get("client"):
+                # A code used twice: whoever holds it now may have stolen it.
+                user = User.objects.filter(pk=used["user"]).first()
+                if user is not None:
+                    app_tokens_revoke(user=user, client=used["client"])
+            if used:
+                return _json_error("invalid_grant", "This authorization code was already used.")
+            return super().post(request)
+        response = super().post(request)
+        if response.status_code == 200:
+            token = self._record(response)
+            if token is not None:
+                cache.set(
+                    key, {"user": token.user_id, "client": token.client_id}, USED_CODE_SECONDS
+                )
+        return response
+
+    @staticmethod
+    def _client_id(request: HttpRequest) -> str:
+        from allauth.core.internal import httpkit
+
+        client_id, _secret = httpkit.extract_basic_auth(request.headers)
+        return client_id or request.POST.get("client_id") or ""
+
+    @staticmethod
+    def _record(response: HttpResponse) -> Token | None:
+        """Records the grant of the user the new tokens are for."""
+        try:
+            access = json.loads(response.content)["access_token"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        token = (
+            Token.objects.by_value(access)
+            .filter(type=Token.Type.ACCESS_TOKEN)
+            .select_related("user", "client")
+            .first()
+        )
+        if token is not None and token.user is not None and token.client is not None:
+            grant_record(user=token.user, client=token.client, scopes=token.get_scopes())
+        return token
+
+
+authorization = PortalAuthorizationView.as_view()
+token = PortalTokenView.as_view()

@@ -55,6 +55,8 @@ def _usable(user: Any) -> bool:
 class TokenAuth(HttpBearer):
     """A personal access token of an active account, while the policy shows tokens."""
 
+    openapi_description = "A personal access token (pat_...) made in the account settings."
+
     def __call__(self, request: HttpRequest) -> Any:
         header = request.headers.get("Authorization")
         if header is not None and not header.lower().startswith("bearer "):
@@ -86,6 +88,11 @@ class MachineTokenRefused(FlowError):
 
 class OAuthAppToken(HttpBearer):
     """An access token an OAuth app holds for the user (``accounts.oauth``)."""
+
+    openapi_description = (
+        "An OAuth access token an app got for the user (authorization code with PKCE "
+        "at /identity/o/authorize, scopes account:read and account:write)."
+    )
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         found = access_token_from_request(request)

@@ -22,7 +22,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from accounts.flows.errors import FlowError, RateLimited, ReauthenticationRequired
+from accounts.flows.errors import FlowError, ReauthenticationRequired
 from accounts.policy import FieldOff, PolicyDenied
 
 API_PREFIX = "/api/"
@@ -137,8 +137,9 @@ def _flow_error(request: HttpRequest, exc: FlowError) -> HttpResponse:
         if problem is not None:
             exc = problem
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited) and exc.retry_after:
-        headers["Retry-After"] = str(exc.retry_after)
+    retry_after = getattr(exc, "retry_after", None)
+    if exc.status == 429 and retry_after:
+        headers["Retry-After"] = str(retry_after)
     message = exc.message or _status_message(exc.status)[1]
     return error_response(exc.status, exc.code, message, headers=headers)
 

@@ -7,12 +7,14 @@ The checks, notifications and the order they come in are the flows'
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
@@ -75,6 +77,8 @@ class CodeCheck:
 
     device: Any = None
     throttled: bool = False
+    # Seconds until a throttled device checks codes again (django-otp's lock).
+    retry_after: int | None = None
 
 
 def _digits(code: str) -> str:
@@ -86,15 +90,19 @@ def code_check(*, devices: list[Any], code: str) -> CodeCheck:
     """Tries ``code`` on each device. django-otp records wrong codes (throttling)
     and refuses replays; those writes stand whatever the caller does next."""
     throttled = False
+    waits: list[int] = []
     for device in devices:
-        allowed, _details = device.verify_is_allowed()
+        allowed, details = device.verify_is_allowed()
         if not allowed:
             throttled = True
+            locked_until = (details or {}).get("locked_until")
+            if locked_until is not None:
+                waits.append(max(1, math.ceil((locked_until - timezone.now()).total_seconds())))
             continue
         token = _digits(code) if isinstance(device, TOTPDevice) else code
         if device.verify_token(token):
             return CodeCheck(device=device)
-    return CodeCheck(throttled=throttled)
+    return CodeCheck(throttled=throttled, retry_after=min(waits) if waits else None)
 
 
 def second_factor_check(*, user: User, method: str, code: str) -> CodeCheck:

@@ -51,6 +51,13 @@ class NotManagement(FlowError):
 
 
 class ManagementTokenAuth(HttpBearer):
+    openapi_description = (
+        "A staff member's personal access token with the management scope, or a "
+        "machine client's OAuth access token (client credentials at "
+        "/identity/o/api/token, scopes users:read, users:write, users:suspend, "
+        "users:delete, users:impersonate, audit:read, policy:write)."
+    )
+
     def __call__(self, request: HttpRequest) -> Any:
         header = request.headers.get("Authorization")
         if header is None:

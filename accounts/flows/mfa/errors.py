@@ -23,8 +23,9 @@ class CodeThrottled(FlowError):
     code = "mfa.throttled"
     status = 429
 
-    def __init__(self, message: object = "") -> None:
+    def __init__(self, message: object = "", *, retry_after: int | None = None) -> None:
         super().__init__(message or _("Too many wrong codes. Wait a little before trying again."))
+        self.retry_after = retry_after
 
 
 class NoPendingSetup(FlowError):

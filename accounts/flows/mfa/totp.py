@@ -53,7 +53,11 @@ def totp_confirm(*, ctx: Actor, code: str) -> TotpConfirmed:
         raise NoPendingSetup()
     check = mfa_services.code_check(devices=[device], code=code)
     if check.device is None:
-        raise CodeThrottled() if check.throttled else WrongCode(WRONG_SETUP_CODE)
+        raise (
+            CodeThrottled(retry_after=check.retry_after)
+            if check.throttled
+            else WrongCode(WRONG_SETUP_CODE)
+        )
     with transaction.atomic():
         enrolled = mfa_services.totp_activate(ctx=ctx, user=user, device=device)
         notify(

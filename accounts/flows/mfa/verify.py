@@ -33,7 +33,7 @@ class Verified:
 def _checked(*, user: User, method: str, code: str) -> Any:
     check = mfa_services.second_factor_check(user=user, method=method, code=code)
     if check.device is None:
-        raise CodeThrottled() if check.throttled else WrongCode()
+        raise CodeThrottled(retry_after=check.retry_after) if check.throttled else WrongCode()
     return check.device
 
 

@@ -15,7 +15,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.actor import Actor
 from accounts.flows.errors import AccessDenied
-from accounts.models import PersonalAccessToken, User
+from accounts.models import AppGrant, PersonalAccessToken, User
 
 
 def _own(ctx: Actor) -> User:
@@ -54,6 +54,21 @@ def access_own_token(ctx: Actor, pk: Any) -> PersonalAccessToken:
     if token is None:
         raise AccessDenied()
     return token
+
+
+def access_own_app_grant(ctx: Actor, pk: Any) -> AppGrant:
+    """One of the apps the user allowed (its app loaded)."""
+    user = _own(ctx)
+    key = int_pk(pk)
+    grant = (
+        AppGrant.objects.select_related("client").filter(user=user, pk=key).first()
+        if key is not None
+        else None
+    )
+    if grant is None:
+        raise AccessDenied()
+    grant.user = user
+    return grant
 
 
 def int_pk(pk: Any) -> int | None:

@@ -95,6 +95,10 @@ GATES: Mapping[str, Gate] = MappingProxyType(
         "token_create": Gate("tokens", needs_reauth=True, sensitive_while_impersonating=True),
         "tokens_new": Gate("tokens", sensitive_while_impersonating=True, secret_on_read=True),
         "token_revoke": Gate("tokens", needs_reauth=True, sensitive_while_impersonating=True),
+        "connected_apps": Gate("connected_apps"),
+        "connected_app_revoke": Gate(
+            "connected_apps", needs_reauth=True, sensitive_while_impersonating=True
+        ),
         "export": SECRET,
         "delete_account": SENSITIVE,
         "deletion_pending": PENDING_OK,

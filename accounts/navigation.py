@@ -32,6 +32,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("sessions", _("Sessions and devices"), "sessions", ("sessions",)),
     Section("security", _("Security activity"), "security_activity"),
     Section("tokens", _("Access tokens"), "tokens", ("tokens",)),
+    Section("connected_apps", _("Connected apps"), "connected_apps", ("connected_apps",)),
     Section("export", _("Export your data"), "export", ("data_export",)),
     Section("delete", _("Delete your account"), "delete_account", ("delete_account",)),
 )

@@ -11,8 +11,10 @@ tokens. This module holds what the portal adds:
   permissions each Management API scope lets them use (``SCOPE_PERMISSIONS``);
 - ``access_token_from_request``: the live access token of a call to the APIs,
   checked by allauth's own resource check (``contrib.ninja.TokenAuth``);
-- connected apps (``AppGrant``): recorded when an app gets tokens for a user,
-  their last use, and ``app_tokens_revoke`` / ``oauth_tokens_revoke_all``.
+- connected apps (``AppGrant``): recorded when an app gets tokens for a user
+  (``grant_record``, audited the first time), their last use, the user taking
+  one back (``app_grant_revoke``, audited), and ``app_tokens_revoke`` /
+  ``oauth_tokens_revoke_all``.
 
 Access tokens are opaque and looked up on every call: a suspension, a deletion or
 a revoked app stops them at once (a self-contained JWT would outlive it).
@@ -32,7 +34,9 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.actor import Actor
 from accounts.models import AppGrant, OAuthScope, User
+from accounts.services.audit import Action, audit_record
 
 # What a user's app may ask for (authorization code), and what a machine client
 # may (client credentials). An app never mixes the two.
@@ -104,7 +108,7 @@ def usable(user: User | None) -> bool:
 
 
 class PortalOIDCAdapter(DefaultOIDCAdapter):
-    @property  # type: ignore[override]
+    @property
     def scope_display(self) -> dict[str, Any]:
         return {scope.value: scope.label for scope in OAuthScope}
 
@@ -202,18 +206,51 @@ def _record_use(token: Token) -> None:
     ).update(last_used_at=now)
 
 
-def grant_record(*, user: User, client: Client, scopes: Iterable[str]) -> AppGrant:
-    """The user's grant to ``client`` after it got tokens: made the first time,
-    its scopes and last use brought up to date afterwards."""
+def grant_record(
+    *, ctx: Actor | None, user: User, client: Client, scopes: Iterable[str]
+) -> tuple[AppGrant, bool]:
+    """The user's grant to ``client`` after it got tokens: made the first time
+    (audited: the user connected the app), its scopes and last use brought up to
+    date afterwards. Returns the grant and whether it was made now."""
     now = timezone.now()
-    grant, created = AppGrant.objects.get_or_create(
-        user=user, client=client, defaults={"scopes": sorted(set(scopes)), "last_used_at": now}
-    )
-    if not created:
-        grant.scopes = sorted(set(scopes))
-        grant.last_used_at = now
-        grant.save(update_fields=["scopes", "last_used_at"])
-    return grant
+    with transaction.atomic():
+        grant, created = AppGrant.objects.get_or_create(
+            user=user, client=client, defaults={"scopes": sorted(set(scopes))}
+        )
+        if created:
+            # First and last use are the same moment.
+            grant.last_used_at = grant.created_at
+            grant.save(update_fields=["last_used_at"])
+            audit_record(
+                ctx=ctx,
+                action=Action.APP_CONNECTED,
+                subject=user,
+                data={"app": client.name, "client_id": client.pk, "scopes": grant.scopes},
+            )
+        else:
+            grant.scopes = sorted(set(scopes))
+            grant.last_used_at = now
+            grant.save(update_fields=["scopes", "last_used_at"])
+    return grant, created
+
+
+def app_grant_revoke(*, ctx: Actor | None, grant: AppGrant) -> bool:
+    """The user takes back their grant: the app's tokens for them die at once.
+    Audited. Whether the grant was still there (a second revocation changes
+    nothing)."""
+    client = grant.client
+    with transaction.atomic():
+        gone, _ = AppGrant.objects.filter(pk=grant.pk).delete()
+        if not gone:
+            return False
+        tokens = app_tokens_revoke(user=grant.user, client=client)
+        audit_record(
+            ctx=ctx,
+            action=Action.APP_REVOKED,
+            subject=grant.user,
+            data={"app": client.name, "client_id": client.pk, "tokens": tokens},
+        )
+    return True
 
 
 def app_tokens_revoke(*, user: User, client: Client | str) -> int:

@@ -2,6 +2,7 @@ from django.urls import path
 
 from accounts.views import (
     account,
+    connected_apps,
     email,
     home,
     mfa,
@@ -40,6 +41,8 @@ urlpatterns = [
     path("tokens/create/", tokens.token_create, name="token_create"),
     path("tokens/new/", tokens.tokens_new, name="tokens_new"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
+    path("apps/", connected_apps.connected_apps, name="connected_apps"),
+    path("apps/<int:pk>/revoke/", connected_apps.app_revoke, name="connected_app_revoke"),
     path("export/", account.export, name="export"),
     path("delete/", account.delete, name="delete_account"),
     path("delete/pending/", account.deletion_pending, name="deletion_pending"),

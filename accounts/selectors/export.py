@@ -13,6 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.devices import describe_device
 from accounts.models import AuditEvent, BackupCodeDevice, PersonalAccessToken, User
+from accounts.selectors.connected_apps import user_connected_apps
 from accounts.selectors.mfa import passkeys_for
 from accounts.services.audit import Action
 from accounts.services.impersonation import SUPPORT_EVENTS
@@ -100,6 +101,18 @@ def user_data(*, user: User) -> dict[str, Any]:
                 "revoked": _iso(t.revoked_at),
             }
             for t in PersonalAccessToken.objects.filter(user=user).order_by("-created_at")
+        ],
+        # The apps the user allowed: what they may do and when; never their tokens.
+        "connected_apps": [
+            {
+                "name": str(app.name),
+                "client_id": app.client_id,
+                "scopes": [shown.scope for shown in app.scopes],
+                "permissions": [str(shown.label) for shown in app.scopes],
+                "first_used": _iso(app.first_used_at),
+                "last_used": _iso(app.last_used_at),
+            }
+            for app in user_connected_apps(user=user)
         ],
         "security_activity": [
             {

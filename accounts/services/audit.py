@@ -60,6 +60,8 @@ class Action:
     IMPERSONATION_LINK_CREATED = "impersonation.link_created"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    APP_CONNECTED = "app.connected"
+    APP_REVOKED = "app.revoked"
 
     LABELS: ClassVar[dict[str, Any]] = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -79,6 +81,8 @@ class Action:
         REAUTHENTICATED: _("Identity confirmed"),
         TOKEN_CREATED: _("Personal access token created"),
         TOKEN_REVOKED: _("Personal access token revoked"),
+        APP_CONNECTED: _("App connected to the account"),
+        APP_REVOKED: _("Connected app revoked"),
         SIGNED_IN: _("Signed in"),
         SIGNED_OUT: _("Signed out"),
         TOTP_ADDED: _("Authenticator app added"),

@@ -13,7 +13,10 @@ Authorize (``/identity/o/authorize``):
 
 Token (``/identity/o/api/token``): an authorization code works once; a second
 use is refused and revokes every token the app holds for that user (RFC 6749
-section 4.1.2). A user's tokens record the app among their connected apps.
+section 4.1.2). A user's tokens record the app among their connected apps
+(``accounts.flows.connected_apps.app_connect``): the first time, the user is told,
+with the address and device they allowed the app from (kept with the code when
+they allowed it), not those of the app's server.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from allauth.idp.oidc.internal.clientkit import lookup_client
 from allauth.idp.oidc.internal.oauthlib import authorization_codes
@@ -33,16 +37,20 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from oauthlib.oauth2.rfc6749 import errors
 
+from accounts.actor import Actor
+from accounts.flows.connected_apps import app_connect
 from accounts.impersonation import is_impersonating
 from accounts.models import User
-from accounts.oauth import app_tokens_revoke, grant_record
+from accounts.oauth import app_tokens_revoke
 from accounts.policy import get_policy
+from accounts.selectors.connected_apps import SCOPE_ORDER, app_name
+from accounts.web import actor_from_request, client_ip
 
 # How long a redeemed code is remembered, to catch its replay.
 USED_CODE_SECONDS = 600
 
 
-class _PortalError(errors.FatalClientError):
+class PortalError(errors.FatalClientError):
     """An error shown on the portal's page (never sent to a redirect URI)."""
 
     error = "invalid_request"
@@ -62,7 +70,9 @@ class PortalAuthorizationView(AuthorizationView):
         refused = self._refuse_request(request, request.GET) or self._refuse_user(request)
         if refused is not None:
             return refused
-        return super().get(request, *args, **kwargs)
+        response = super().get(request, *args, **kwargs)
+        _remember_consent(request, response)  # an app that skips the consent page
+        return response
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.POST.get("request"):
@@ -71,7 +81,26 @@ class PortalAuthorizationView(AuthorizationView):
         refused = self._refuse_user(request)
         if refused is not None:
             return refused
-        return super().post(request, *args, **kwargs)
+        response = super().post(request, *args, **kwargs)
+        _remember_consent(request, response)
+        return response
+
+    def get_form(self, form_class: Any = None) -> Any:
+        form = super().get_form(form_class)
+        # In the provider's order (allauth sorts them by their words).
+        field = form.fields["scopes"]
+        field.choices = sorted(
+            field.choices, key=lambda choice: SCOPE_ORDER.get(choice[0], len(SCOPE_ORDER))
+        )
+        return form
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["app_name"] = app_name(context["client"])
+        # Where the user goes back to, named on the consent page.
+        redirect_uri = str(self._request_info.get("redirect_uri") or "")
+        context["redirect_host"] = urlsplit(redirect_uri).netloc or redirect_uri
+        return context
 
     def _refuse_request(self, request: HttpRequest, params: QueryDict) -> HttpResponse | None:
         client_id = params.get("client_id") or ""
@@ -82,7 +111,7 @@ class PortalAuthorizationView(AuthorizationView):
         if redirect_uri not in client.get_redirect_uris():
             return respond_html_error(
                 request,
-                error=_PortalError(
+                error=PortalError(
                     _(
                         "The app sent a redirect address it has not registered: nothing "
                         "was sent to it."
@@ -97,8 +126,9 @@ class PortalAuthorizationView(AuthorizationView):
                 "error_description": "PKCE is required: send code_challenge with "
                 "code_challenge_method=S256.",
             }
-            if params.get("state"):
-                reply["state"] = params["state"]
+            state = params.get("state")
+            if state:
+                reply["state"] = str(state)
             response = HttpResponse(status=302)
             response["Location"] = _add_query(redirect_uri, reply)
             return response
@@ -110,20 +140,40 @@ class PortalAuthorizationView(AuthorizationView):
         if is_impersonating(request):
             return respond_html_error(
                 request,
-                error=_PortalError(
+                error=PortalError(
                     _("Staff impersonating a user cannot allow apps to act for that user.")
                 ),
             )
         if not get_policy(request).editable("connected_apps"):
             return respond_html_error(
                 request,
-                error=_PortalError(_("Connecting apps to your account is turned off here.")),
+                error=PortalError(_("Connecting apps to your account is turned off here.")),
             )
         return None
 
 
 def _code_key(code: str) -> str:
     return "accounts:oauth:used-code:" + hashlib.sha256(code.encode()).hexdigest()
+
+
+def _consent_key(code: str) -> str:
+    return "accounts:oauth:consent:" + hashlib.sha256(code.encode()).hexdigest()
+
+
+def _remember_consent(request: HttpRequest, response: HttpResponse) -> None:
+    """Keeps, with the code the user's browser takes to the app, where they allowed
+    it from: the app's first tokens are recorded in the user's name from there."""
+    if response.status_code != 302 or not request.user.is_authenticated:
+        return
+    codes = parse_qs(urlsplit(response.get("Location", "")).query).get("code")
+    if not codes:
+        return
+    ctx = actor_from_request(request)
+    cache.set(
+        _consent_key(codes[0]),
+        {"ip": ctx.ip, "user_agent": ctx.user_agent, "language": ctx.language},
+        USED_CODE_SECONDS,
+    )
 
 
 def _json_error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -137,7 +187,7 @@ class PortalTokenView(TokenView):
             return self._code_grant(request)
         response = super().post(request)
         if grant_type == Client.GrantType.REFRESH_TOKEN and response.status_code == 200:
-            self._record(response)
+            self._record(request, response)
         return response
 
     def _code_grant(self, request: HttpRequest) -> HttpResponse:
@@ -157,7 +207,9 @@ class PortalTokenView(TokenView):
             return super().post(request)
         response = super().post(request)
         if response.status_code == 200:
-            token = self._record(response)
+            consent = cache.get(_consent_key(code))
+            cache.delete(_consent_key(code))
+            token = self._record(request, response, consent=consent)
             if token is not None:
                 cache.set(
                     key, {"user": token.user_id, "client": token.client_id}, USED_CODE_SECONDS
@@ -172,8 +224,11 @@ class PortalTokenView(TokenView):
         return client_id or request.POST.get("client_id") or ""
 
     @staticmethod
-    def _record(response: HttpResponse) -> Token | None:
-        """Records the grant of the user the new tokens are for."""
+    def _record(
+        request: HttpRequest, response: HttpResponse, *, consent: dict[str, Any] | None = None
+    ) -> Token | None:
+        """Records the grant of the user the new tokens are for: in their name, from
+        where they allowed the app (``consent``), else from the app's request."""
         try:
             access = json.loads(response.content)["access_token"]
         except (ValueError, KeyError, TypeError):
@@ -185,7 +240,22 @@ class PortalTokenView(TokenView):
             .first()
         )
         if token is not None and token.user is not None and token.client is not None:
-            grant_record(user=token.user, client=token.client, scopes=token.get_scopes())
+            if consent:
+                ctx = Actor(
+                    user=token.user,
+                    ip=consent.get("ip"),
+                    user_agent=consent.get("user_agent") or "",
+                    language=consent.get("language") or "",
+                    surface="web",
+                )
+            else:
+                ctx = Actor(
+                    user=token.user,
+                    ip=client_ip(request),
+                    user_agent=request.headers.get("User-Agent", "")[:300],
+                    surface="app",
+                )
+            app_connect(ctx=ctx, client=token.client, scopes=token.get_scopes())
         return token
 
 

@@ -245,6 +245,7 @@ def test_signing_in_during_the_grace_period_shows_only_the_pending_page(user: Us
         "two_factor",
         "security_activity",
         "tokens",
+        "connected_apps",
         "socialaccount_connections",
         "account_change_password",
     ):

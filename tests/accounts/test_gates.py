@@ -44,6 +44,8 @@ POLICY_FIELDS = {
     "token_create": "tokens",
     "tokens_new": "tokens",
     "token_revoke": "tokens",
+    "connected_apps": "connected_apps",
+    "connected_app_revoke": "connected_apps",
 }
 REAUTH = {
     "account_set_password",
@@ -54,6 +56,7 @@ REAUTH = {
     "otp_webauthn:credential-registration-complete",
     "token_create",
     "token_revoke",
+    "connected_app_revoke",
 }
 SENSITIVE = {
     "account_change_password", "account_set_password", "account_email",
@@ -69,6 +72,7 @@ SENSITIVE = {
     "sessions", "session_end", "sessions_end_others", "usersessions_list",
     "export", "delete_account", "deletion_cancel",
     "token_create", "tokens_new", "token_revoke",
+    "connected_app_revoke",
 }  # fmt: skip
 SECRET = {"backup_codes_new", "backup_codes_download", "export", "tokens_new"}
 PENDING_DELETION = {"deletion_pending", "deletion_cancel", "account_logout", "set_language"}

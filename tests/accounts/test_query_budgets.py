@@ -179,6 +179,7 @@ SETTINGS_PAGES: dict[str, int] = {
     "security_activity": 6,
     "sessions": 5,
     "tokens": 5,
+    "connected_apps": 5,
     "two_factor": 8,
     "export": 4,
     "delete_account": 4,

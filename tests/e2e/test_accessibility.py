@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from django.conf import settings
@@ -353,6 +353,7 @@ def user_pages(audit: Audit, alice: User) -> None:
     audit.check("security activity", reverse("security_activity"))
     audit.go(reverse("tokens"))
     audit.check("personal access tokens", reverse("tokens"))
+    oauth_pages(audit, alice)
     audit.go(reverse("export"))
     audit.check("export", reverse("export"))
     audit.go(reverse("delete_account"))
@@ -362,6 +363,25 @@ def user_pages(audit: Audit, alice: User) -> None:
     audit.check("second step of sign-in", reverse("two_factor_verify"))
     second_step(audit, TOTPDevice.objects.get(user=alice, confirmed=True))
     audit.check("settings home (after the second step)", reverse("settings_home"))
+
+
+def oauth_pages(audit: Audit, alice: User) -> None:
+    """Connected apps, and the provider's consent, error and sign-out pages."""
+    from accounts.models import AppGrant
+    from tests.oauth.conftest import AUTHORIZE, authorize_params, pkce_pair, register_app
+
+    notes = register_app(name="Notes")
+    AppGrant.objects.create(user=alice, client=notes.app, scopes=["openid", "account:read"])
+    audit.go(reverse("connected_apps"))
+    audit.check("connected apps", reverse("connected_apps"))
+    _verifier, challenge = pkce_pair()
+    assert audit.go(f"{AUTHORIZE}?{urlencode(authorize_params(notes, challenge))}") == 200
+    audit.check("app consent", AUTHORIZE)
+    unknown = authorize_params(notes, challenge, client_id="nobody")
+    assert audit.go(f"{AUTHORIZE}?{urlencode(unknown)}") == 200
+    audit.check("app error", AUTHORIZE)
+    assert audit.go("/identity/o/logout?" + urlencode({"client_id": notes.id})) == 200
+    audit.check("app sign-out", "/identity/o/logout")
 
 
 def passwordless_pages(audit: Audit, bob: User) -> None:

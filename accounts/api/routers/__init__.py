@@ -12,6 +12,7 @@ from accounts.api.management import security as management_security
 from accounts.api.management import users as management_users
 from accounts.api.routers import (
     account,
+    connected_apps,
     contact,
     data,
     identities,
@@ -29,6 +30,7 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/my-account", sessions.router),
     ("/my-account", data.router),
     ("/my-account", tokens.router),
+    ("/my-account", connected_apps.router),
     ("/verifications", verifications.router),
     # The Management API (accounts.api.management).
     ("/management", management_users.router),

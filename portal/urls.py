@@ -69,10 +69,17 @@ urlpatterns = [
     path("hijack/", include(([path("release/", stop_impersonating, name="release")], "hijack"))),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
-    # The OAuth 2 / OpenID Connect provider (allauth.idp.oidc): its authorize and
-    # token steps with the portal's rules (accounts.views.oauth), the rest as is.
+    # The OAuth 2 / OpenID Connect provider (allauth.idp.oidc): its authorize, token,
+    # revocation and introspection steps with the portal's rules
+    # (accounts.views.oauth), the rest as is.
     path("identity/o/authorize", oauth.authorization),
     path("identity/o/api/token", oauth.token),
+    path("identity/o/api/revoke", oauth.revoke),
+    *(
+        [path("identity/o/api/introspect", oauth.introspect)]
+        if settings.IDP_OIDC_INTROSPECTION_ENABLED
+        else []
+    ),
     path("", include("allauth.idp.urls")),
 ]
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 from allauth.idp.oidc.models import Client as App
@@ -21,6 +21,9 @@ from accounts.models import MachineClient, User
 REDIRECT_URI = "https://app.example.com/callback"
 AUTHORIZE = "/identity/o/authorize"
 TOKEN = "/identity/o/api/token"
+INTROSPECT = "/identity/o/api/introspect"
+REVOKE = "/identity/o/api/revoke"
+USERINFO = "/identity/o/api/userinfo"
 
 
 @dataclass
@@ -36,6 +39,17 @@ class RegisteredApp:
         raw = f"{self.app.id}:{self.secret}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
+    def basic_form_encoded(self, secret: str | None = None) -> str:
+        """HTTP Basic as RFC 6749 (section 2.3.1) and openid-client send it: the id
+        and the secret form-urlencoded first (every character but letters and
+        digits escaped)."""
+        raw = f"{form_encode(self.app.id)}:{form_encode(secret or self.secret)}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+def form_encode(text: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else quote(c, safe="") for c in text)
+
 
 def register_app(
     *,
@@ -44,8 +58,9 @@ def register_app(
     grant_types: list[str] | None = None,
     redirect_uris: list[str] | None = None,
     public: bool = False,
+    secret: str | None = None,
 ) -> RegisteredApp:
-    secret = secrets.token_urlsafe(32)
+    secret = secret or secrets.token_urlsafe(32)
     app = App(name=name, type=App.Type.PUBLIC if public else App.Type.CONFIDENTIAL)
     app.set_secret(secret)
     app.set_scopes(scopes or ["openid", "profile", "email", "account:read", "account:write"])
@@ -57,12 +72,16 @@ def register_app(
 
 
 def register_machine(
-    *, scopes: list[str], permissions: list[str], name: str = "Sync"
+    *, scopes: list[str], permissions: list[str], name: str = "Sync", secret: str | None = None
 ) -> RegisteredApp:
     """A machine client whose service account's group holds ``permissions``
     (``app.codename``) and whose app may ask for ``scopes``."""
     registered = register_app(
-        name=name, scopes=scopes, grant_types=["client_credentials"], redirect_uris=[]
+        name=name,
+        scopes=scopes,
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        secret=secret,
     )
     account = User(username=f"svc-{registered.id[:12]}", is_staff=True)
     account.set_unusable_password()
@@ -133,6 +152,21 @@ def exchange(app: RegisteredApp, code: str, verifier: str) -> Any:
         },
         HTTP_AUTHORIZATION=app.basic(),
     )
+
+
+def refresh(app: RegisteredApp, refresh_token: str, **extra: str) -> Any:
+    return Client().post(
+        TOKEN,
+        {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra},
+        HTTP_AUTHORIZATION=app.basic(),
+    )
+
+
+def introspect(app: RegisteredApp, token: str) -> Any:
+    """What the introspection endpoint tells ``app`` about ``token`` (JSON)."""
+    reply = Client().post(INTROSPECT, {"token": token}, HTTP_AUTHORIZATION=app.basic())
+    assert reply.status_code == 200, reply.content
+    return reply.json()
 
 
 def machine_token(app: RegisteredApp, scope: str) -> Any:

@@ -17,6 +17,7 @@ from ninja import Field, Query, Router, Schema
 from accounts.api.auth import (
     ACCOUNT_AUTH,
     api_ctx,
+    app_token_auth,
     pending_deletion_session_auth,
     token_auth,
 )
@@ -150,7 +151,7 @@ def deletion_schedule(request: HttpRequest, payload: DeletionIn) -> Any:
 @router.delete(
     "/deletion",
     response={200: Done, 409: Error, **COMMON_ERRORS},
-    auth=[token_auth, pending_deletion_session_auth],
+    auth=[token_auth, app_token_auth, pending_deletion_session_auth],
 )
 def deletion_cancel(request: HttpRequest) -> Any:
     """Cancels a scheduled deletion during the grace period. A pending account's

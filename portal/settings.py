@@ -111,7 +111,7 @@ INSTALLED_APPS = [
     # The Account API (accounts.api); "ninja" serves its documentation page's files.
     "ninja",
     # The portal as OAuth 2 / OpenID Connect provider for its APIs (accounts.oauth).
-    "allauth.idp.oidc",
+    "accounts.apps.OAuthProviderConfig",  # allauth.idp.oidc
 ]
 
 MIDDLEWARE = [

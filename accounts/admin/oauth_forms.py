@@ -127,15 +127,15 @@ class GroupsField(forms.ModelMultipleChoiceField):
     """Group ids the database can compare: ``abc``, ``-1`` or 10**30 are a form
     error, not a database error."""
 
-    def _check_values(self, value: Any) -> Any:
-        for pk in value:
+    def clean(self, value: Any) -> Any:
+        for pk in value if isinstance(value, list | tuple) else ():
             if int_pk(pk) is None:
                 raise ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",
                     params={"pk": pk},
                 )
-        return super()._check_values(value)
+        return super().clean(value)
 
 
 class OAuthAppForm(forms.ModelForm):
@@ -216,11 +216,10 @@ class OAuthAppForm(forms.ModelForm):
             self.fields.pop(name, None)
         machine = getattr(self.instance, "machine", None)
         self.app_kind = MACHINE if machine is not None else USER_APP
-        if "scopes" in self.fields:
+        scopes = self.fields.get("scopes")
+        if isinstance(scopes, forms.ChoiceField):
             kinds_scopes = MACHINE_SCOPES if machine is not None else USER_SCOPES
-            self.fields["scopes"].choices = [
-                (s.value, f"{s.value}: {s.label}") for s in kinds_scopes
-            ]
+            scopes.choices = [(s.value, f"{s.value}: {s.label}") for s in kinds_scopes]
         self.initial["redirect_uris"] = "\n".join(self.instance.get_redirect_uris())
         self.initial["cors_origins"] = "\n".join(self.instance.get_cors_origins())
         self.initial["scopes"] = self.instance.get_scopes()

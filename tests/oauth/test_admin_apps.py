@@ -512,6 +512,21 @@ def test_changing_an_app_is_audited_and_narrower_scopes_end_its_tokens(
     assert not AppGrant.objects.filter(client=app).exists()
 
 
+def test_an_apps_page_offers_the_scopes_of_its_kind_only(
+    boss_client: Client, readers: Group
+) -> None:
+    app, _secret = create_machine(boss_client, [readers])
+    page = text(boss_client.get(change_url(app)))
+    assert 'value="users:read"' in page
+    assert 'value="account:read"' not in page
+    response = boss_client.post(
+        change_url(app), machine_data([readers], scopes=["users:read", "account:read"])
+    )
+    assert "Select a valid choice" in field_errors(response, "scopes")
+    app.refresh_from_db()
+    assert app.get_scopes() == ["users:read"]
+
+
 def test_the_kind_and_type_stay_as_created(operator_client: Client) -> None:
     operator_client.post(ADD, user_app_data(type="public"))
     app = App.objects.get()

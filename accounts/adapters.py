@@ -51,7 +51,15 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
         """An account scheduled for deletion may finish signing in (every stage,
-        the second step included) to cancel it; a suspended one may not."""
+        the second step included) to cancel it; a suspended one may not. A machine
+        client's service account never signs in, whatever the way (password, code,
+        linked account): it has no password, address or link to begin with, and
+        this is the last door."""
+        if getattr(user, "is_service_account", False):
+            from allauth.account.internal.stagekit import clear_login
+
+            clear_login(request)
+            return self.respond_user_inactive(request, user)
         state = getattr(user, "state", "")
         if state == "pending_deletion":
             return None

@@ -38,6 +38,8 @@ HIDDEN_MODELS = frozenset(
         "django_otp_webauthn.webauthnattestation",
         "django_otp_webauthn.webauthnuserhandle",
         "usersessions.usersession",
+        # OAuth tokens are hashes: staff end them with an app's "Revoke all tokens".
+        "allauth_idp_oidc.token",
     }
 )
 

@@ -1,3 +1,4 @@
+from allauth.idp.oidc.apps import OIDCConfig
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
 from django.utils.translation import gettext_lazy as _
@@ -16,3 +17,9 @@ class PortalAdminConfig(AdminConfig):
     """django.contrib.admin with the portal's site (second factor required)."""
 
     default_site = "accounts.admin_site.PortalAdminSite"
+
+
+class OAuthProviderConfig(OIDCConfig):
+    """allauth's OpenID Connect provider, named for the back-office's index."""
+
+    verbose_name = _("OAuth apps")

@@ -253,3 +253,26 @@ class TokenForm(PolicyGuardedForm, forms.Form):
         """The start of the chosen day, in the user's time zone."""
         day: dt.date = self.cleaned_data["expires_at"]
         return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _reset_password_form_base() -> type:
+    from allauth.account.forms import ResetPasswordForm
+
+    return ResetPasswordForm
+
+
+class PasswordResetForm(_reset_password_form_base()):  # type: ignore[misc]
+    """allauth's password reset request (``ACCOUNT_FORMS``). A machine client's
+    service account has no address, but should one ever be given one, it is still
+    never sent a way to choose a password: it does not sign in."""
+
+    def clean_email(self) -> str:
+        from allauth.account import app_settings
+        from allauth.account.adapter import get_adapter
+
+        email: str = super().clean_email()
+        found: list[User] = getattr(self, "users", [])
+        self.users = [u for u in found if not u.is_service_account]
+        if not self.users and not app_settings.PREVENT_ENUMERATION:
+            raise get_adapter().validation_error("unknown_email")
+        return email

@@ -133,6 +133,12 @@ class User(AbstractUser):
             return False
         return super().has_perm(perm, obj)
 
+    @property
+    def is_service_account(self) -> bool:
+        """The account a machine client acts as (``MachineClient``): it never signs
+        in, cannot be impersonated, and is managed on its app's back-office page."""
+        return self.pk is not None and hasattr(self, "machine_client")
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived columns: kept here so that no path (admin, allauth, services)
         # can store an address without its comparison key, or a searched field

@@ -22,6 +22,7 @@ a revoked app stops them at once (a self-contained JWT would outlive it).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Literal
@@ -90,6 +91,9 @@ SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
 }
 
+# A client secret's randomness (64 characters once encoded).
+CLIENT_SECRET_BYTES = 48
+
 # A grant's last use is written at most this often (one UPDATE a minute per app).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -108,6 +112,12 @@ def usable(user: User | None) -> bool:
 
 
 class PortalOIDCAdapter(DefaultOIDCAdapter):
+    def generate_client_secret(self) -> str:
+        # Letters, digits, "-" and "_" only (allauth's has "%", "&", "@"...): the same
+        # whether or not a client URL-encodes it in HTTP Basic, as RFC 6749 (2.3.1)
+        # asks and allauth's token endpoint does not undo.
+        return secrets.token_urlsafe(CLIENT_SECRET_BYTES)
+
     @property
     def scope_display(self) -> dict[str, Any]:
         return {scope.value: scope.label for scope in OAuthScope}

@@ -111,7 +111,7 @@ INSTALLED_APPS = [
     # The Account API (accounts.api); "ninja" serves its documentation page's files.
     "ninja",
     # The portal as OAuth 2 / OpenID Connect provider for its APIs (accounts.oauth).
-    "allauth.idp.oidc",
+    "accounts.apps.OAuthProviderConfig",  # allauth.idp.oidc
 ]
 
 MIDDLEWARE = [
@@ -240,6 +240,8 @@ LOGOUT_REDIRECT_URL = "account_login"
 # --- django-allauth -------------------------------------------------------
 
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# The reset request never reaches a machine client's service account.
+ACCOUNT_FORMS = {"reset_password": "accounts.forms.PasswordResetForm"}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"

@@ -29,7 +29,8 @@ PERMISSION = "accounts.impersonate_user"
 
 def can_impersonate(*, hijacker: User | None, hijacked: User | None) -> bool:
     """The rule: an active staff member with the permission, on an active account
-    that is neither theirs, nor staff, nor a superuser's."""
+    that is neither theirs, nor staff, nor a superuser's, nor a machine client's
+    service account (staff already; checked in words too)."""
     if hijacked is None or hijacker is None or hijacker.pk == hijacked.pk:
         return False
     return bool(
@@ -40,6 +41,7 @@ def can_impersonate(*, hijacker: User | None, hijacked: User | None) -> bool:
         and getattr(hijacked, "state", "active") == "active"
         and not hijacked.is_staff
         and not hijacked.is_superuser
+        and not getattr(hijacked, "is_service_account", False)
     )
 
 
@@ -127,6 +129,13 @@ class LinkGone(FlowError):
         )
 
 
+MACHINE_NO_LINK = _(
+    "A machine client cannot ask for an impersonation link: the link works only in the "
+    "back-office browser of the staff member who asks for it, and a service account never "
+    "signs in. Ask with a staff member's own management token."
+)
+
+
 @transaction.atomic
 def impersonation_link_create(*, ctx: Actor, user_pk: object, reason: str) -> tickets.NewTicket:
     """A single-use link, valid ``TICKET_LIFETIME``, that starts impersonating the
@@ -134,7 +143,10 @@ def impersonation_link_create(*, ctx: Actor, user_pk: object, reason: str) -> ti
 
     The rules are the back-office's, checked now. The second factor: a Management
     API caller holds a token only staff with a second factor may make and use; the
-    browser that opens the link must have verified it in its own session."""
+    browser that opens the link must have verified it in its own session. A machine
+    client (its service account) has no browser to open it in: refused (403)."""
+    if ctx.user is not None and ctx.user.is_service_account:
+        raise AccessDenied(MACHINE_NO_LINK, staff=True)
     target = impersonation_check(ctx=ctx, user_pk=user_pk, second_factor_verified=True)
     staff = ctx.user
     assert staff is not None  # impersonation_check refuses an anonymous actor

@@ -41,6 +41,10 @@ from accounts.services.audit import Action, audit_record
 from accounts.services.mfa import mfa_reset
 
 CANNOT_ACT = _("You cannot act on your own account, and only superusers act on staff.")
+SERVICE_ACCOUNT = _(
+    "This is the service account of a machine client: it is managed on the client's page "
+    "(OAuth apps), where it can be changed, have its tokens revoked or be deleted."
+)
 
 
 class WrongState(FlowError):
@@ -69,7 +73,8 @@ def check_may_act(ctx: Actor, target: User) -> None:
     try:
         moderation_service.check_can_act(actor=ctx.user, target=target)
     except moderation_service.NotAllowed as exc:
-        raise AccessDenied(CANNOT_ACT, staff=True) from exc
+        message = SERVICE_ACCOUNT if str(exc) == "service account" else CANNOT_ACT
+        raise AccessDenied(message, staff=True) from exc
 
 
 def may_act_on(ctx: Actor, target: User) -> bool:
@@ -310,9 +315,10 @@ def save_user_by_staff(
             stored = User.objects.select_for_update().filter(pk=user.pk).first()
             if stored is None:
                 raise AccessDenied()
-            if stored.pk != staff.pk and not may_act_on(ctx, stored):
-                # Other staff and superusers are edited by superusers only.
-                raise AccessDenied(CANNOT_ACT, staff=True)
+            if stored.pk != staff.pk:
+                # Other staff and superusers are edited by superusers only; service
+                # accounts on their machine client's page only.
+                check_may_act(ctx, stored)
         privileges_before = _privileges(stored)
         privileges_asked = {
             "is_staff": user.is_staff,

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.access import staff_with_permission
 from accounts.actor import Actor
 from accounts.flows.errors import AccessDenied
-from accounts.flows.moderation import CANNOT_ACT, may_act_on, save_user_by_staff
+from accounts.flows.moderation import check_may_act, save_user_by_staff
 from accounts.models import User
 from accounts.notifications import notify
 from accounts.phones import format_phone
@@ -89,8 +89,8 @@ def staff_editable(ctx: Actor, *, contact: bool = False) -> User:
     staff = staff_with_permission(ctx, "accounts.change_user")
     if ctx.subject is None:
         raise AccessDenied()
-    if ctx.subject.pk != staff.pk and not may_act_on(ctx, ctx.subject):
-        raise AccessDenied(CANNOT_ACT, staff=True)
+    if ctx.subject.pk != staff.pk:
+        check_may_act(ctx, ctx.subject)
     if contact and ctx.subject.pk == staff.pk:
         raise AccessDenied(OWN_CONTACT, staff=True)
     return ctx.subject

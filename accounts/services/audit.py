@@ -62,6 +62,11 @@ class Action:
     TOKEN_REVOKED = "token.revoked"
     APP_CONNECTED = "app.connected"
     APP_REVOKED = "app.revoked"
+    OAUTH_APP_CREATED = "oauth_app.created"
+    OAUTH_APP_CHANGED = "oauth_app.changed"
+    OAUTH_APP_SECRET_ROTATED = "oauth_app.secret_rotated"
+    OAUTH_APP_TOKENS_REVOKED = "oauth_app.tokens_revoked"
+    OAUTH_APP_DELETED = "oauth_app.deleted"
 
     LABELS: ClassVar[dict[str, Any]] = {
         POLICY_CHANGED: _("Account policy changed"),
@@ -112,6 +117,11 @@ class Action:
         IMPERSONATION_STARTED: _("Support started viewing the account as you"),
         IMPERSONATION_ENDED: _("Support stopped viewing the account as you"),
         IMPERSONATION_LINK_CREATED: _("Support asked for a link to view the account as you"),
+        OAUTH_APP_CREATED: _("OAuth app registered"),
+        OAUTH_APP_CHANGED: _("OAuth app changed"),
+        OAUTH_APP_SECRET_ROTATED: _("OAuth app given a new secret"),
+        OAUTH_APP_TOKENS_REVOKED: _("OAuth app's tokens revoked"),
+        OAUTH_APP_DELETED: _("OAuth app deleted"),
     }
 
 

@@ -26,6 +26,9 @@ def check_can_act(*, actor: User, target: User) -> None:
         raise NotAllowed("self")
     if (target.is_staff or target.is_superuser) and not actor.is_superuser:
         raise NotAllowed("staff")
+    if target.is_staff and target.is_service_account:
+        # A machine client's account (always staff): its app's page manages it.
+        raise NotAllowed("service account")
 
 
 @transaction.atomic

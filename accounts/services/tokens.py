@@ -119,7 +119,9 @@ def token_authenticate(raw: str) -> PersonalAccessToken | None:
         return None
     now = timezone.now()
     token = (
-        PersonalAccessToken.objects.select_related("user")
+        # The owner's machine client too (none for a person): whether the owner is a
+        # service account is then known without a query (``User.is_service_account``).
+        PersonalAccessToken.objects.select_related("user", "user__machine_client")
         .filter(prefix=secret[:PREFIX_LENGTH], revoked_at__isnull=True, expires_at__gt=now)
         .first()
     )

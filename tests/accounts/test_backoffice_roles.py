@@ -285,8 +285,17 @@ def test_the_roles_hold_exactly_these_permissions() -> None:
         "purge_user",
         "impersonate_user",
         "view_auditevent",
+        "view_client",  # the OAuth apps, read-only
     }
-    assert codenames(OPERATORS) == {"view_accountpolicy", "change_accountpolicy"}
+    assert codenames(OPERATORS) == {
+        "view_accountpolicy",
+        "change_accountpolicy",
+        # They register OAuth apps (tests/oauth/test_admin_apps.py).
+        "add_client",
+        "change_client",
+        "delete_client",
+        "view_client",
+    }
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -5,7 +5,13 @@ The back-office's own matrix (``tests/accounts/test_backoffice_roles.py``:
 ``ALLOWED``, checked there against the admin pages) is the truth for the actions
 both surfaces have; the endpoints without a back-office page follow the same
 permission the flow checks. An end user's token is refused everywhere.
-Machine clients (OAuth client credentials) come with the OAuth provider.
+
+Machine clients (OAuth client credentials) get the same answers for the
+permissions their token's scopes open (``accounts.oauth.SCOPE_PERMISSIONS``): a
+client whose service account's group holds every permission of every scope, with
+one scope only and with every scope but one. The one exception: an impersonation
+link works only in the asking staff member's own back-office browser, so a machine
+client is refused one whatever its scopes (403, with the reason).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from allauth.socialaccount.models import SocialAccount
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AccountPolicy, AuditEvent, User
+from accounts.oauth import MACHINE_SCOPES, SCOPE_PERMISSIONS, scope_permissions
 from accounts.policy import FIELDS
 from accounts.services.moderation import user_suspend
 from tests.accounts.test_backoffice_roles import ALLOWED, ROLES, make_staff
 from tests.api.conftest import ApiClient, assert_error, make_token, management_client
+from tests.oauth.conftest import machine_token, register_machine
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +154,29 @@ CALLS: dict[str, Call] = {
 }
 
 
+# The permissions the back-office checks for each of its actions above, any one
+# of which lets it act (Django's admin lets "change" read a list too); checked
+# against ``ALLOWED`` by ``test_the_actions_permissions_agree_with_the_back_office``.
+ACTION_PERMISSIONS = {
+    "view_user_list": ("accounts.view_user", "accounts.change_user"),
+    "view_user_page": ("accounts.view_user",),
+    "suspend": ("accounts.suspend_user",),
+    "restore": ("accounts.suspend_user",),
+    "end_sessions": ("accounts.end_user_sessions",),
+    "reset_mfa": ("accounts.reset_user_mfa",),
+    "schedule_deletion": ("accounts.schedule_user_deletion",),
+    "purge": ("accounts.purge_user",),
+    "impersonate": ("accounts.impersonate_user",),
+    "view_audit_log": ("accounts.view_auditevent",),
+    "edit_policy": ("accounts.change_accountpolicy",),
+}
+MACHINE_REFUSED = {"impersonation link"}
+
+
+def _needs(call: Call) -> tuple[str, ...]:
+    return ACTION_PERMISSIONS[call.action] if call.action else (call.permission,)
+
+
 def _allowed(role: str, call: Call, staff: User | None) -> bool:
     if role == END_USER or staff is None:
         return False
@@ -161,9 +192,8 @@ def _send(client: ApiClient, call: Call, target: User) -> Any:
     return client.generic(call.method, path, data=json.dumps(call.body))
 
 
-@pytest.mark.parametrize("name", list(CALLS))
-@pytest.mark.parametrize("role", [*ROLES, END_USER])
-def test_role_matrix(role: str, name: str, user_factory: Callable[..., User]) -> None:
+def _scene(name: str, user_factory: Callable[..., User]) -> tuple[Call, User]:
+    """The call (a token's expiry a month from now) and its target account."""
     call = CALLS[name]
     if name == "make a token for a user":
         # A year at most from today.
@@ -184,6 +214,13 @@ def test_role_matrix(role: str, name: str, user_factory: Callable[..., User]) ->
     SocialAccount.objects.create(user=target, provider="dummy", uid="4242")
     if call.before is not None:
         call.before(target)
+    return call, target
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("role", [*ROLES, END_USER])
+def test_role_matrix(role: str, name: str, user_factory: Callable[..., User]) -> None:
+    call, target = _scene(name, user_factory)
     if role == END_USER:
         staff = None
         client = ApiClient(make_token(user_factory(username="plainuser")))
@@ -203,5 +240,56 @@ def test_role_matrix(role: str, name: str, user_factory: Callable[..., User]) ->
             assert (event.actor_id, event.surface) == (staff.pk, "api"), (role, name)  # type: ignore[union-attr]
     else:
         assert_error(response, 403, "forbidden")
+        assert AuditEvent.objects.count() == events_before
+        assert User.objects.filter(pk=target.pk).exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_actions_permissions_agree_with_the_back_office(
+    role: str, user_factory: Callable[..., User]
+) -> None:
+    """The permission named for each back-office action above is the one that
+    decides it there: a role holds it exactly when ``ALLOWED`` lets it act."""
+    staff = make_staff(user_factory, role)
+    for call in CALLS.values():
+        if call.action:
+            held = any(staff.has_perm(p) for p in _needs(call))
+            assert held == (call.action in ALLOWED[role]), (
+                role,
+                call.action,
+            )
+
+
+EVERY_SCOPE_PERMISSION = sorted(set().union(*SCOPE_PERMISSIONS.values()))
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("scope", [s.value for s in MACHINE_SCOPES])
+@pytest.mark.parametrize("holds", [True, False], ids=["only it", "all but it"])
+def test_machine_client_matrix(
+    holds: bool, scope: str, name: str, user_factory: Callable[..., User]
+) -> None:
+    call, target = _scene(name, user_factory)
+    scopes = [scope] if holds else [s.value for s in MACHINE_SCOPES if s.value != scope]
+    machine = register_machine(scopes=scopes, permissions=EVERY_SCOPE_PERMISSION)
+    reply = machine_token(machine, " ".join(scopes))
+    assert reply.status_code == 200, reply.content
+    client = ApiClient(reply.json()["access_token"])
+    events_before = AuditEvent.objects.count()
+
+    response = _send(client, call, target)
+
+    opened = scope_permissions(scopes)
+    if any(p in opened for p in _needs(call)) and name not in MACHINE_REFUSED:
+        assert response.status_code == call.success, (scopes, name, response.content)
+        if call.method != "GET":
+            event = AuditEvent.objects.order_by("-id").first()
+            assert event is not None
+            assert AuditEvent.objects.count() > events_before
+            assert (event.actor, event.surface) == (machine.app.machine.account, "api")
+    else:
+        body = assert_error(response, 403, "forbidden")
+        if name in MACHINE_REFUSED:
+            assert "machine client cannot ask for an impersonation link" in body["message"]
         assert AuditEvent.objects.count() == events_before
         assert User.objects.filter(pk=target.pk).exists()

@@ -418,6 +418,7 @@ def staff_pages(audit: Audit, sam: User, alice: User) -> None:
     audit.check("back-office: audit log", reverse("admin:accounts_auditevent_changelist"))
     audit.go(reverse("admin:accounts_accountpolicy_changelist"))
     audit.check("back-office: policy", reverse("admin:accounts_accountpolicy_change", args=[1]))
+    oauth_app_pages(audit)
     impersonate = reverse("admin:accounts_user_impersonate", args=[alice.pk])
     audit.go(impersonate)
     audit.check("back-office: impersonate", impersonate)
@@ -425,6 +426,30 @@ def staff_pages(audit: Audit, sam: User, alice: User) -> None:
     audit.submit("form:has(textarea[name='reason']) [type='submit']")
     assert audit.page.locator(".impersonation-banner").is_visible()
     audit.check("settings home (impersonated)", reverse("settings_home"))
+
+
+def oauth_app_pages(audit: Audit) -> None:
+    """Registering an app, the page that shows its secret once, its page, a new secret."""
+    from allauth.idp.oidc.models import Client as OAuthApp
+
+    add = reverse("admin:allauth_idp_oidc_client_add")
+    audit.go(add)
+    audit.check("back-office: register an OAuth app", add)
+    audit.page.locator("input[name='name']").fill("Notes")
+    audit.page.locator("textarea[name='redirect_uris']").fill("https://app.example.com/callback")
+    audit.page.locator("input[name='scopes'][value='openid']").check()
+    assert audit.submit("input[name='_save']") == 200
+    audit.check("back-office: an OAuth app's secret", add)
+    app = OAuthApp.objects.get(name="Notes")
+    for name, url_name in (
+        ("an OAuth app", "admin:allauth_idp_oidc_client_change"),
+        ("an OAuth app's new secret", "admin:allauth_idp_oidc_client_new_secret"),
+    ):
+        path = reverse(url_name, args=[app.pk])
+        audit.go(path)
+        audit.check(f"back-office: {name}", path)
+    audit.go(reverse("admin:allauth_idp_oidc_client_changelist"))
+    audit.check("back-office: OAuth apps", reverse("admin:allauth_idp_oidc_client_changelist"))
 
 
 READ_ONLY_FIELDS = (

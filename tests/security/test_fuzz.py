@@ -167,6 +167,7 @@ def backoffice_rows(user: User, staff_user: User) -> None:
     """A row in each list whose table is otherwise empty: a filter that breaks only
     when the database compares it with a row (a regular expression on SQLite) must
     meet one."""
+    from allauth.idp.oidc.models import Client as OAuthApp
     from allauth.socialaccount.models import SocialApp
     from django.utils import timezone
     from django_tasks_db.models import DBTaskResult
@@ -176,6 +177,7 @@ def backoffice_rows(user: User, staff_user: User) -> None:
     AuditEvent.objects.create(action="login", actor=user, subject=user, subject_label="alice")
     AccountPolicy.objects.get_or_create(pk=1)
     SocialApp.objects.create(provider="github", name="GitHub", client_id="id", secret="secret")
+    OAuthApp.objects.create(name="Notes", redirect_uris="https://app.example.com/callback")
     now = timezone.now()
     DBTaskResult.objects.create(
         enqueued_at=now,

@@ -435,12 +435,12 @@ def oauth_app_pages(audit: Audit) -> None:
     add = reverse("admin:allauth_idp_oidc_client_add")
     audit.go(add)
     audit.check("back-office: register an OAuth app", add)
-    audit.page.locator("input[name='name']").fill("Notes")
+    audit.page.locator("input[name='name']").fill("Planner")
     audit.page.locator("textarea[name='redirect_uris']").fill("https://app.example.com/callback")
     audit.page.locator("input[name='scopes'][value='openid']").check()
     assert audit.submit("input[name='_save']") == 200
     audit.check("back-office: an OAuth app's secret", add)
-    app = OAuthApp.objects.get(name="Notes")
+    app = OAuthApp.objects.get(name="Planner")
     for name, url_name in (
         ("an OAuth app", "admin:allauth_idp_oidc_client_change"),
         ("an OAuth app's new secret", "admin:allauth_idp_oidc_client_new_secret"),

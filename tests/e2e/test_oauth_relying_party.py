@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import shutil
-import socket
 import subprocess
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +31,7 @@ from django.urls import reverse
 from accounts.models import AppGrant, AuditEvent, User
 from tests.conftest import PASSWORD
 from tests.e2e.journey_helpers import totp_code
+from tests.e2e.node_servers import free_port, start, stop
 from tests.oauth.conftest import RegisteredApp, register_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,31 +58,7 @@ class RelyingParty:
             return json.loads(response.read())
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def _start(issuer: str, app: RegisteredApp, port: int) -> RelyingParty:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the relying party cannot run")
-    if not (RP_DIR / "node_modules" / "openid-client").is_dir():
-        pytest.skip(
-            "tests/rp/node_modules is missing: run `npm ci --prefix tests/rp` "
-            "to install the relying party"
-        )
     env = {
         **os.environ,
         "RP_PORT": str(port),
@@ -96,45 +68,22 @@ def _start(issuer: str, app: RegisteredApp, port: int) -> RelyingParty:
         "RP_SCOPE": SCOPE,
         "NODE_ENV": "test",
     }
-    process = subprocess.Popen(
-        [node, str(RP_DIR / "rp.mjs")],
-        cwd=RP_DIR,
+    server = start(
+        folder=RP_DIR,
+        script="rp.mjs",
+        package="openid-client",
+        what="the relying party",
         env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        timeout=READY_TIMEOUT,
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            line = lines.get(timeout=max(remaining, 0.01))
-        except queue.Empty:
-            line = None
-        if line is not None and line.startswith("ready "):
-            return RelyingParty(url=line.split()[1], app=app, process=process, output=output)
-        if line is None:
-            _stop(process)
-            raise RuntimeError("the relying party did not start:\n" + "".join(output))
+    return RelyingParty(url=server.url, app=app, process=server.process, output=server.output)
 
 
 @pytest.fixture
 def relying_party(live_server: Any) -> Iterator[RelyingParty]:
     """The app registered with the relying party's callback (exact match), and the
     relying party running against the live portal."""
-    port = _free_port()
+    port = free_port()
     app = register_app(
         name="Notes",
         scopes=["openid", "profile", "email", "account:read"],
@@ -144,7 +93,7 @@ def relying_party(live_server: Any) -> Iterator[RelyingParty]:
     try:
         yield rp
     finally:
-        _stop(rp.process)
+        stop(rp.process)
 
 
 def _local_only(page: Any) -> None:

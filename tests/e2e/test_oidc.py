@@ -9,14 +9,7 @@ it, checking the database after each step.
 from __future__ import annotations
 
 import os
-import queue
-import shutil
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +20,7 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent, User
 from tests.conftest import PASSWORD
+from tests.e2e.node_servers import NodeServer, free_port, start
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,79 +33,26 @@ OIDC_SUB = "oidc-user-1"
 READY_TIMEOUT = 15.0
 
 
-@dataclass(frozen=True)
-class LocalProvider:
-    issuer: str
-    process: subprocess.Popen[str]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+LocalProvider = NodeServer
 
 
 def _start_provider(redirect_uri: str) -> LocalProvider:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the local OpenID Connect provider cannot run")
-    if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-        pytest.skip(
-            "tests/oidc/node_modules is missing: run `npm ci --prefix tests/oidc` "
-            "to install the local OpenID Connect provider"
-        )
-    port = _free_port()
     env = {
         **os.environ,
-        "OIDC_PORT": str(port),
+        "OIDC_PORT": str(free_port()),
         "OIDC_REDIRECT_URIS": redirect_uri,
         "OIDC_CLIENT_ID": CLIENT_ID,
         "OIDC_CLIENT_SECRET": CLIENT_SECRET,
         "NODE_ENV": "test",
     }
-    process = subprocess.Popen(
-        [node, str(OIDC_DIR / "server.js")],
-        cwd=OIDC_DIR,
+    return start(
+        folder=OIDC_DIR,
+        script="server.js",
+        package="oidc-provider",
+        what="the local OpenID Connect provider",
         env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        timeout=READY_TIMEOUT,
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            line = lines.get(timeout=max(remaining, 0.01))
-        except queue.Empty:
-            line = None
-        if line is not None:
-            output.append(line)
-            if line.startswith("ready "):
-                return LocalProvider(issuer=line.split()[1], process=process)
-            continue
-        _stop(process)
-        raise RuntimeError("the local OpenID Connect provider did not start:\n" + "".join(output))
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture
@@ -127,7 +68,7 @@ def oidc_provider(live_server: Any, settings: Any) -> Iterator[LocalProvider]:
                     "name": PROVIDER_NAME,
                     "client_id": CLIENT_ID,
                     "secret": CLIENT_SECRET,
-                    "settings": {"server_url": provider.issuer},
+                    "settings": {"server_url": provider.url},
                 }
             ]
         }
@@ -135,7 +76,7 @@ def oidc_provider(live_server: Any, settings: Any) -> Iterator[LocalProvider]:
     try:
         yield provider
     finally:
-        _stop(provider.process)
+        provider.stop()
 
 
 def _local_only(page: Any, portal_url: str) -> list[str]:
@@ -172,14 +113,14 @@ def _reauthenticate_if_asked(page: Any, live_server: Any, screenshot: Any, name:
 
 def _provider_sign_in_and_consent(page: Any, provider: LocalProvider, screenshot: Any) -> None:
     """oidc-provider's development pages: sign in (any password), then consent."""
-    page.wait_for_url(f"{provider.issuer}/interaction/**")
+    page.wait_for_url(f"{provider.url}/interaction/**")
     if page.locator("input[name=login]").count():
         screenshot(page, "provider-sign-in")
         page.locator("input[name=login]").fill(OIDC_SUB)
         page.locator("input[name=password]").fill("any password")
         with page.expect_navigation():
             page.get_by_role("button", name="Sign-in").click()
-        page.wait_for_url(f"{provider.issuer}/interaction/**")
+        page.wait_for_url(f"{provider.url}/interaction/**")
     screenshot(page, "provider-consent")
     page.get_by_role("button", name="Continue").click()
 
@@ -237,9 +178,9 @@ def test_link_sign_in_with_and_unlink_a_real_openid_connect_provider(
     screenshot(page, "3-sign-in-confirm")
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(
-        lambda url: url.startswith((settings_home, f"{oidc_provider.issuer}/interaction/"))
+        lambda url: url.startswith((settings_home, f"{oidc_provider.url}/interaction/"))
     )
-    if page.url.startswith(oidc_provider.issuer):
+    if page.url.startswith(oidc_provider.url):
         _provider_sign_in_and_consent(page, oidc_provider, screenshot)
         page.wait_for_url(settings_home)
     assert page.get_by_text(f"@{user.username}").is_visible()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.filters import FieldListFilter, ListFilter
@@ -16,6 +17,7 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import url_params_from_lookup_dict
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import BadRequest, ValidationError
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -44,9 +46,28 @@ HIDDEN_MODELS = frozenset(
 )
 
 
+class CheckedIdsField(forms.ModelMultipleChoiceField):
+    """Ids the database can compare (a many-to-many choice of integer keys):
+    ``abc``, ``-1`` or 10**30 are a form error, not a database error (SQLite's
+    driver overflows on the last one)."""
+
+    def clean(self, value: Any) -> Any:
+        from accounts.access import int_pk
+
+        for pk in value if isinstance(value, list | tuple) else ():
+            if int_pk(pk) is None:
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super().clean(value)
+
+
 class GuardedListMixin:
     """What every list of the back-office accepts from the query string and from a
-    bulk action, so that no input reaches the database as something it cannot take:
+    bulk action, and every form's many-to-many choice (``CheckedIdsField``), so that
+    no input reaches the database as something it cannot take:
 
     - a filter parameter only if one of the list's filters (or its date hierarchy)
       offers it, or it is in ``extra_lookups``: no free ``field__lookup`` such as
@@ -88,6 +109,11 @@ class GuardedListMixin:
             if params.get(lookup) == value:
                 return True
         return lookup in self.offered_lookups(request)
+
+    def formfield_for_manytomany(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
+        if isinstance(db_field.remote_field.model._meta.pk, models.IntegerField):
+            kwargs.setdefault("form_class", CheckedIdsField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         for key, values in request.GET.lists():

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils.translation import gettext_lazy as _
 
-from accounts.access import int_pk
+from accounts.admin_site import CheckedIdsField
 from accounts.flows.oauth_apps import machine_permissions, not_held_message, permissions_missing
 from accounts.models import OAuthScope, User
 from accounts.oauth import MACHINE_SCOPES, USER_SCOPES
@@ -123,19 +123,7 @@ def uri_lines(text: str, *, origin: bool = False) -> list[str]:
     return values
 
 
-class GroupsField(forms.ModelMultipleChoiceField):
-    """Group ids the database can compare: ``abc``, ``-1`` or 10**30 are a form
-    error, not a database error."""
-
-    def clean(self, value: Any) -> Any:
-        for pk in value if isinstance(value, list | tuple) else ():
-            if int_pk(pk) is None:
-                raise ValidationError(
-                    self.error_messages["invalid_pk_value"],
-                    code="invalid_pk_value",
-                    params={"pk": pk},
-                )
-        return super().clean(value)
+GroupsField = CheckedIdsField
 
 
 class OAuthAppForm(forms.ModelForm):

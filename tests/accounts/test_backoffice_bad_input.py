@@ -228,3 +228,30 @@ def test_the_libraries_lists_refuse_bad_ids_and_filters_too(
     assert superuser_client.get(f"{url}?name__regex=(").status_code == 400
     assert superuser_client.get(f"{url}?q=%00").status_code == 400
     assert Group.objects.filter(pk=group.pk).exists()
+
+
+@pytest.mark.parametrize("group_id", ["abc", "-1", str(10**30)])
+def test_a_group_id_the_database_cannot_take_is_a_form_error(
+    superuser_client: Client, user_factory: Callable[..., User], group_id: str
+) -> None:
+    """The user page's many-to-many choices (groups, permissions) check ids before
+    the database sees them: 10**30 overflowed SQLite's driver (a 500)."""
+    from django.urls import reverse
+
+    alice = user_factory(username="alice")
+    url = reverse("admin:accounts_user_change", args=[alice.pk])
+    form = superuser_client.get(url).context["adminform"].form
+    data: dict[str, Any] = {}
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, list | tuple):
+            data[name] = [str(item) for item in value]
+        elif value is True:
+            data[name] = "on"
+        elif value not in (None, False):
+            data[name] = value
+    data["groups"] = [group_id]
+    response = superuser_client.post(url, data)
+    assert response.status_code == 200
+    assert "groups" in response.context["adminform"].form.errors
+    assert not alice.groups.exists()

@@ -9,7 +9,7 @@ SQLite file, migrated; or a ``NAME_benchmark_pages`` database beside the one of
 secrets and no HTTPS redirect. It makes a user with an authenticator app and
 realistic data (50 sessions, 20 security keys, backup codes, 500 security events,
 tokens, connected apps, linked accounts), signs them in with the second factor
-verified, and sends GET requests with their session cookie from a load
+verified, and sends GET requests with their cookies (session, CSRF) from a load
 generator of its own (asyncio, one new connection per request, ``--concurrency``
 at a time). Each round times, for each page, a block of requests to the page and
 a block to the bare view side by side (in turns: bare first, then page first), so
@@ -400,8 +400,8 @@ class Command(BaseCommand):
                 client = _sign_in(user, device)
                 pages = settings_pages()
                 queries = self._count_queries(client, [url for _label, url in pages])
-                cookie_name = settings.SESSION_COOKIE_NAME
-                cookie = f"{cookie_name}={client.cookies[cookie_name].value}"
+                # What a browser sends back: the session and the CSRF cookie.
+                cookie = "; ".join(f"{name}={c.value}" for name, c in client.cookies.items())
             with _gunicorn(database_url, secret_key, workers) as server:
                 self._run(server, pages, queries, cookie, rounds, requests, concurrency)
 

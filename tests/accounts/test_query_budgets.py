@@ -419,3 +419,34 @@ def test_the_backoffice_pages_cost_the_same_with_little_and_much_history(
     User.objects.filter(username__startswith="bulk").delete()
     bulk_users(USERS)
     assert measure() == few
+
+
+def test_linked_accounts_cost_the_same_with_apps_configured_in_the_database(
+    user_factory: Callable[..., User], django_assert_max_num_queries: Any
+) -> None:
+    """Providers whose credentials are a social application row (not settings):
+    the page reads the apps once, not once per linked account."""
+    from allauth.socialaccount.models import SocialApp
+    from django.contrib.sites.models import Site
+
+    app = SocialApp.objects.create(provider="github", name="GitHub", client_id="id", secret="s")
+    app.sites.add(Site.objects.get_current())
+    user = user_factory(username="linked-many")
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    verify_second_factor(client, user)
+    url = reverse("socialaccount_connections")
+
+    def link(count: int) -> int:
+        start = SocialAccount.objects.filter(user=user).count()
+        for uid in range(start, start + count):
+            SocialAccount.objects.create(
+                user=user,
+                provider="github",
+                uid=str(uid),
+                extra_data={"id": uid, "login": f"u{uid}"},
+            )
+        reauthenticate(client)
+        return check(client, url, SETTINGS_GOAL, django_assert_max_num_queries)
+
+    assert link(1) == link(4)

@@ -162,6 +162,19 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             require_editable(get_policy(request), "social")
         super().pre_social_login(request, sociallogin)
 
+    def list_apps(
+        self, request: HttpRequest, provider: str | None = None, client_id: str | None = None
+    ) -> list[Any]:
+        """allauth's list, read once per request and criteria: the linked accounts
+        page asks for the app of each linked account (one query each otherwise)."""
+        if request is None:
+            return super().list_apps(request, provider=provider, client_id=client_id)
+        memo = request.__dict__.setdefault("_portal_social_apps", {})
+        key = (provider, client_id)
+        if key not in memo:
+            memo[key] = super().list_apps(request, provider=provider, client_id=client_id)
+        return list(memo[key])
+
     def get_app(self, request: HttpRequest, provider: str, client_id: str | None = None) -> Any:
         """A provider that is installed but has no credentials (no social application)
         does not exist for visitors: its login and callback URLs answer 404."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cached_property, wraps
 from typing import Any
 
 from django.conf import settings
@@ -60,11 +60,13 @@ class Policy:
     def editable(self, name: str) -> bool:
         return self.enabled and self.modes[name] == EDIT
 
-    @property
+    # Cached: templates ask for them in every row of a table. (cached_property
+    # writes the instance's __dict__, which a frozen dataclass allows.)
+    @cached_property
     def visible_fields(self) -> frozenset[str]:
         return frozenset(name for name in FIELDS if self.visible(name))
 
-    @property
+    @cached_property
     def editable_fields(self) -> frozenset[str]:
         return frozenset(name for name in FIELDS if self.editable(name))
 

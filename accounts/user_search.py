@@ -30,6 +30,17 @@ columns around the ORM (``seed_users``'s COPY, a ``QuerySet.update``) must store
 ``tsvector`` (a prefix query ``'phrase':*`` reads the matching keys only); other
 databases compare the stored text with ``LIKE '%<newline>phrase%'``, which is the
 same test: a key starts with the phrase.
+
+The key table (PostgreSQL, migration 0014): ``accounts_search_key`` holds one row
+per key of each user with the user's ``date_joined``, under a B-tree on (key,
+date_joined, user_id). The GIN index gives only where the matching rows are, so a
+page in date order read every match's row for its date (thousands for a common full
+name among a million users); the B-tree gives each key's users in date order from
+the index alone, so a page reads only its own entries
+(``accounts.selectors.users.search_ids``). Triggers on ``accounts_user`` keep the
+table as the rows are written, whatever writes them (the ORM, ``COPY``, an
+``UPDATE``, ``TRUNCATE``); they split ``search_text`` as the GIN index's expression
+does, and ``key ^@ phrase`` is the same test again.
 """
 
 from __future__ import annotations
@@ -134,6 +145,8 @@ def tsquery_prefix(phrase: str) -> str:
     return "'" + phrase.replace("\\", "\\\\").replace("'", "''") + "':*"
 
 
+# PostgreSQL's table of the keys (user_id, date_joined, key): see above.
+KEY_TABLE = "accounts_search_key"
 # The keys of a ``search_text`` column as a tsvector, on PostgreSQL: the expression
 # of the GIN index ``accounts_user_search_keys`` (migration 0011), which a query
 # uses only when it writes the very same expression.

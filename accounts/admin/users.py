@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
-from django.contrib.admin.views.main import SEARCH_VAR
+from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -154,9 +154,15 @@ class UserAdmin(GuardedListMixin, PlainCheckboxMixin, DjangoUserAdmin):
         orphans: int = 0,
         allow_empty_first_page: bool = True,
     ) -> CappedCountPaginator:
-        searching = bool(search_phrase(request.GET.get(SEARCH_VAR, "")))
-        paginator = CappedIdsPaginator if searching else CappedCountPaginator
-        return paginator(queryset, per_page, orphans, allow_empty_first_page)
+        if search_phrase(request.GET.get(SEARCH_VAR, "")):
+            return CappedIdsPaginator(
+                queryset,
+                per_page,
+                orphans,
+                allow_empty_first_page,
+                number=request.GET.get(PAGE_VAR, 1),
+            )
+        return CappedCountPaginator(queryset, per_page, orphans, allow_empty_first_page)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[User], search_term: str

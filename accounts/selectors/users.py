@@ -5,18 +5,24 @@ back-office uses them, and the Management API will."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connections
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Col
+from django.db.models.lookups import Exact
+from django.db.models.sql.where import OR, WhereNode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import AuditEvent, User
 from accounts.user_search import (
+    KEY_TABLE,
     MAX_PHRASE_LENGTH,
     SEARCHED_FIELDS,
     KeyStartsWith,
@@ -112,6 +118,240 @@ def searches(queryset: QuerySet[Any]) -> bool:
     )
 
 
+def _search_alone(queryset: QuerySet[Any]) -> tuple[str, int | None] | None:
+    """The phrase of ``queryset``'s search (``users_search``) and the id it may also
+    be, when that search is the only condition of a plain query of users."""
+    query = queryset.query
+    if (
+        queryset.model is not User
+        or query.is_sliced
+        or query.distinct
+        or query.combinator
+        or query.extra_order_by
+    ):
+        return None
+    where = query.where
+    if where.negated or len(where.children) != 1:
+        return None
+    (node,) = where.children
+    pk = None
+    if isinstance(node, WhereNode):
+        if node.negated or node.connector != OR or len(node.children) != 2:
+            return None
+        node, by_id = node.children
+        if not (
+            isinstance(by_id, Exact)
+            and isinstance(by_id.lhs, Col)
+            and by_id.lhs.target == User._meta.pk
+            and isinstance(by_id.rhs, int)
+        ):
+            return None
+        pk = by_id.rhs
+    if isinstance(node, Exact) and node.rhs is True:
+        node = node.lhs
+    if not (
+        isinstance(node, KeyStartsWith)
+        and isinstance(node.column, Col)
+        and node.column.target == User._meta.get_field("search_text")
+    ):
+        return None
+    return node.phrase, pk
+
+
+def _date_order(queryset: QuerySet[Any]) -> tuple[str, str] | None:
+    """The directions of the date and of the id when ``queryset`` is ordered by the
+    date, then the id (a term repeated counts once: the admin's list repeats its
+    ordering's)."""
+    terms: dict[str, str] = {}
+    for term in queryset.query.order_by:
+        if not isinstance(term, str):
+            return None
+        name = term.removeprefix("-")
+        terms.setdefault("pk" if name == "id" else name, term)
+    if list(terms) != ["date_joined", "pk"]:
+        return None
+    date, tie = terms.values()
+    return ("DESC" if date[0] == "-" else "ASC", "DESC" if tie[0] == "-" else "ASC")
+
+
+# A search is read from the key table when its phrase starts at most this many distinct
+# keys (a full name, a name and its variants, a username...): each key's users are
+# read in date order, only as far as the page needs.
+MAX_KEYS = 8
+
+# The distinct keys starting with the phrase: one index probe each, stopping after
+# MAX_KEYS + 1.
+_PREFIX_KEYS_SQL = f"""
+WITH RECURSIVE prefix_keys(key, n) AS (
+    (SELECT key, 1 FROM {KEY_TABLE} WHERE key ^@ %(phrase)s ORDER BY key USING ~<~ LIMIT 1)
+    UNION ALL
+    SELECT (
+        SELECT s.key FROM {KEY_TABLE} s WHERE s.key ^@ %(phrase)s AND s.key ~>~ k.key
+        ORDER BY s.key USING ~<~ LIMIT 1
+    ), k.n + 1
+    FROM prefix_keys k WHERE k.key IS NOT NULL AND k.n <= %(max_keys)s
+), chosen AS MATERIALIZED (
+    SELECT key FROM prefix_keys WHERE key IS NOT NULL
+)"""  # noqa: S608 - a constant name
+# Their users, at most cap + 1 of each key's, with the user whose id the phrase may be
+# (one key's users are distinct: counted without comparing them).
+_COUNTED_SQL = f""", counted AS MATERIALIZED (
+    SELECT CASE WHEN (SELECT count(*) FROM chosen) = 1 AND {{alone}} THEN (
+        SELECT count(*) FROM (
+            SELECT FROM {KEY_TABLE} s WHERE s.key = (SELECT key FROM chosen) LIMIT %(cap_read)s
+        ) t
+    ) WHEN (SELECT count(*) FROM chosen) <= %(max_keys)s THEN (
+        SELECT LEAST(%(cap_read)s, count(*)) FROM (
+            SELECT DISTINCT t.user_id FROM chosen c, LATERAL (
+                SELECT s.user_id FROM {KEY_TABLE} s WHERE s.key = c.key LIMIT %(cap_read)s
+            ) t
+            {{by_id}}
+        ) u
+    ) END AS total
+)"""  # noqa: S608 - a constant name
+# Each key's users in the list's order (from the cursor on), as many as the page needs,
+# merged; with more keys than MAX_KEYS, all the matches from the search's own index.
+_SEARCH_IDS_SQL = f"""{{keys}}{{counted}}
+SELECT (SELECT count(*) FROM chosen), {{total}}, CASE
+    WHEN (SELECT count(*) FROM chosen) > %(max_keys)s THEN ARRAY(
+        SELECT found.pk FROM ({{fallback}}) found
+        ORDER BY found.date_joined {{date_order}}, found.pk {{id_order}}
+    )
+    ELSE ARRAY(
+        SELECT user_id FROM (
+            SELECT DISTINCT t.user_id, t.date_joined FROM chosen c, LATERAL (
+                SELECT s.user_id, s.date_joined FROM {KEY_TABLE} s
+                WHERE s.key = c.key AND {{beyond}}
+                ORDER BY s.date_joined {{date_order}}, s.user_id {{id_order}}
+                LIMIT %(reach)s
+            ) t
+            {{by_id}}
+        ) m
+        ORDER BY date_joined {{date_order}}, user_id {{id_order}} OFFSET %(offset)s LIMIT %(limit)s
+    )
+END"""  # noqa: S608 - a constant name
+_PLACEHOLDER = re.compile(r"%[%s]")
+
+
+@dataclass(frozen=True)
+class SearchIds:
+    # Read from the key table (else from the search's index: all the matches).
+    from_key_table: bool
+    # How many users the search finds, up to ``cap + 1`` (from the key table, when
+    # counted; from the index, always).
+    total: int | None
+    # From the key table, their ids in order from ``offset`` (after the cursor), at
+    # most ``limit``; from the index, all of them, or None when they are more than
+    # ``cap``.
+    ids: list[int] | None
+
+
+def _fallback_sql(queryset: QuerySet[Any], cap: int) -> tuple[str, dict[str, Any]] | None:
+    """``SELECT pk, date_joined`` of at most ``cap + 1`` rows of ``queryset`` (a query of
+    the users table alone) and its parameters, named."""
+    query = queryset.query
+    if len(query.alias_map) != 1:
+        return None
+    connection = connections[queryset.db]
+    try:
+        where, where_params = query.get_compiler(connection=connection).compile(query.where)
+    except (EmptyResultSet, FullResultSet):
+        return None
+    values = iter(where_params)
+    params: dict[str, Any] = {}
+
+    def named(match: re.Match[str]) -> str:
+        if match.group() == "%%":
+            return "%%"
+        name = f"fallback_{len(params)}"
+        params[name] = next(values)
+        return f"%({name})s"
+
+    table = connection.ops.quote_name(User._meta.db_table)
+    sql = (
+        f"SELECT {table}.id AS pk, {table}.date_joined "  # noqa: S608 - Django's SQL
+        f"FROM {table} WHERE {_PLACEHOLDER.sub(named, where)} LIMIT {int(cap) + 1}"
+    )
+    return sql, params
+
+
+def search_ids(
+    queryset: QuerySet[Any],
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Sequence[Any] | None = None,
+    count: bool = False,
+    cap: int = COUNT_CAP,
+    rest: QuerySet[Any] | None = None,
+) -> SearchIds | None:
+    """The ids of a search's matches, in one query that reads no user's row when
+    PostgreSQL's key table can answer (``accounts.user_search``, "The key table"):
+    those from ``offset`` (after the row whose date and id are ``after``), at most
+    ``limit``, in ``queryset``'s order, and with ``count`` their number (up to
+    ``cap + 1``). Each key's users are read in date order from the index, only as
+    many as the page needs: a common full name costs what a rare one does. When
+    more than ``MAX_KEYS`` distinct keys start with the phrase, the same query reads
+    the ids of all the matches of ``rest`` (``queryset`` with the cursor's
+    conditions; ``queryset`` by default) from the search's index instead, as
+    ``ids_in_order`` does. For a ``queryset`` whose only condition is a search, in
+    date order, on PostgreSQL; None otherwise."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    search = _search_alone(queryset)
+    order = _date_order(queryset)
+    fallback = None
+    if search is not None and order is not None:
+        fallback = _fallback_sql(rest if rest is not None else queryset, cap)
+    if search is None or order is None or fallback is None:
+        return None
+    phrase, pk = search
+    date_order, id_order = order
+    fallback_sql, params = fallback
+    params.update(
+        phrase=phrase, max_keys=MAX_KEYS, cap=cap, cap_read=cap + 1,
+        offset=offset, limit=limit, reach=offset + limit,
+    )  # fmt: skip
+    # The key rows (s) and the user whose id the phrase may be (u) after the cursor.
+    beyond_keys = beyond_id = "TRUE"
+    if after is not None:
+        if date_order != id_order:
+            raise ValueError("A cursor needs the date and the id in the same direction")
+        sign = "<" if date_order == "DESC" else ">"
+        beyond_keys = f"(s.date_joined, s.user_id) {sign} (%(after_date)s, %(after_id)s)"
+        beyond_id = f"(u.date_joined, u.id) {sign} (%(after_date)s, %(after_id)s)"
+        params["after_date"], params["after_id"] = after
+    counted_by_id = page_by_id = ""
+    if pk is not None:
+        params["pk"] = pk
+        counted_by_id = "UNION SELECT u.id FROM accounts_user u WHERE u.id = %(pk)s"
+        page_by_id = (
+            "UNION SELECT u.id, u.date_joined FROM accounts_user u "  # noqa: S608 - constant SQL
+            f"WHERE u.id = %(pk)s AND {beyond_id}"
+        )
+    counted = ""
+    if count:
+        alone = "TRUE" if pk is None else "FALSE"
+        counted = _COUNTED_SQL.format(by_id=counted_by_id, alone=alone)
+    sql = _SEARCH_IDS_SQL.format(
+        keys=_PREFIX_KEYS_SQL,
+        counted=counted,
+        total="(SELECT total FROM counted)" if count else "NULL",
+        fallback=fallback_sql,
+        beyond=beyond_keys,
+        by_id=page_by_id,
+        date_order=date_order,
+        id_order=id_order,
+    )
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        keys, total, ids = cursor.fetchone()
+    if keys > MAX_KEYS:
+        within = len(ids) <= cap
+        return SearchIds(from_key_table=False, total=len(ids), ids=ids if within else None)
+    return SearchIds(from_key_table=True, total=total, ids=ids)
+
+
 def ids_in_order(queryset: QuerySet[Any], cap: int = COUNT_CAP) -> list[Any] | None:
     """The ids of all the rows of ``queryset``, in its order, when there are at
     most ``cap`` of them; None when there are more. One query.
@@ -122,14 +362,18 @@ def ids_in_order(queryset: QuerySet[Any], cap: int = COUNT_CAP) -> list[Any] | N
     until ``cap + 1`` of them. Asked for the first ``cap + 1`` in date order
     directly, it may prefer walking the date index and testing each row, a random
     read per row until enough match: a second for a common first name (its
-    estimate counts the rows it expects to test, not their reads)."""
+    estimate counts the rows it expects to test, not their reads). A search alone
+    in date order is better asked with ``search_ids`` (only the page's ids)."""
     terms = [term for term in queryset.query.order_by if isinstance(term, str) and term != "?"]
     if not terms or len(terms) != len(queryset.query.order_by):
         ids = list(queryset.values_list("pk", flat=True)[: cap + 1])
         return ids if len(ids) <= cap else None
     names = [term.removeprefix("-") for term in terms]
     chosen = queryset.order_by().values_list(*dict.fromkeys(["pk", *names]))[: cap + 1]
-    sql, params = chosen.query.sql_with_params()
+    try:
+        sql, params = chosen.query.sql_with_params()
+    except EmptyResultSet:  # queryset.none(): a search longer than any key
+        return []
     connection = connections[queryset.db]
     qn = connection.ops.quote_name
     order = ", ".join(
@@ -171,7 +415,7 @@ def user_page(
         raise ValueError("size must be positive")
     field, _tie = USER_ORDERINGS[ordering]
     name = field.removeprefix("-")
-    queryset = queryset.order_by(*USER_ORDERINGS[ordering])
+    queryset = ordered = queryset.order_by(*USER_ORDERINGS[ordering])
     if after is not None:
         value, pk = after
         beyond = "lt" if field.startswith("-") else "gt"
@@ -183,10 +427,12 @@ def user_page(
         )
     rows = None
     if searches(queryset):
-        # A search: its matches' ids first (see ids_in_order), then the page by id;
-        # when they are too many to read, they are common enough for the ordered
-        # query to find a page of them soon.
-        ids = ids_in_order(queryset, COUNT_CAP)
+        # A search: the page's ids first, then its rows by id. A search alone in date
+        # order reads only the page's ids from the key table (search_ids); otherwise
+        # all its matches' ids (ids_in_order). When they are too many to read, they
+        # are common enough for the ordered query to find a page soon.
+        found = search_ids(ordered, limit=size + 1, after=after, rest=queryset)
+        ids = found.ids if found is not None else ids_in_order(queryset, COUNT_CAP)
         if ids is not None:
             rows = list(queryset.filter(pk__in=ids[: size + 1]))
     if rows is None:

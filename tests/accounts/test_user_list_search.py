@@ -23,7 +23,16 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.actor import Actor
 from accounts.admin.lists import CappedIdsPaginator
 from accounts.models import User
-from accounts.selectors.users import USER_ORDERINGS, user_list, user_page, users_search
+from accounts.selectors import users as selectors
+from accounts.selectors.users import (
+    MAX_KEYS,
+    USER_ORDERINGS,
+    ids_in_order,
+    search_ids,
+    user_list,
+    user_page,
+    users_search,
+)
 from accounts.services.email import email_apply
 from accounts.services.moderation import user_suspend
 from accounts.services.phone import phone_apply, phone_remove
@@ -291,12 +300,14 @@ def test_filters_combine_with_the_search(user_factory: Callable[..., User]) -> N
 
 def _users_with_ties(count: int) -> list[User]:
     """``count`` users, three at a time joined at the same instant, their usernames
-    in the reverse order of their joining."""
+    in the reverse order of their joining, all named "Tie Breaker" (one key: on
+    PostgreSQL the key table answers ``tie breaker``; ``tie`` starts more keys)."""
     start = timezone.now() - timedelta(days=10)
     User.objects.bulk_create(
         User(
             username=f"{'zyxwvutsrqponmlkjihgfedcba'[i]}-tie{i:02d}",
             email=f"tie{i}@example.org",
+            display_name="Tie Breaker",
             password="!",
             date_joined=start + timedelta(hours=i // 3),
         )
@@ -313,10 +324,11 @@ def _expected(users: list[User], ordering: str) -> list[int]:
     ]
 
 
+@pytest.mark.parametrize("search", ["tie", "tie breaker"])
 @pytest.mark.parametrize("ordering", sorted(USER_ORDERINGS))
-def test_orders(db: Any, ordering: str) -> None:
+def test_orders(db: Any, ordering: str, search: str) -> None:
     users = _users_with_ties(10)
-    listed = [u.pk for u in user_list(search="tie", ordering=ordering)]
+    listed = [u.pk for u in user_list(search=search, ordering=ordering)]
     assert listed == _expected(users, ordering)
 
 
@@ -331,7 +343,7 @@ def test_an_unknown_ordering_is_refused(db: Any) -> None:
 
 @pytest.mark.parametrize("ordering", sorted(USER_ORDERINGS))
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 50])
-@pytest.mark.parametrize(("search", "budget"), [("", 1), ("tie", 2)])
+@pytest.mark.parametrize(("search", "budget"), [("", 1), ("tie", 2), ("tie breaker", 2)])
 def test_keyset_pages_walk_the_whole_list_once_in_order(
     db: Any, ordering: str, size: int, search: str, budget: int, django_assert_num_queries: Any
 ) -> None:
@@ -351,13 +363,14 @@ def test_keyset_pages_walk_the_whole_list_once_in_order(
     assert walked == _expected(users, ordering)
 
 
+@pytest.mark.parametrize("search", ["tie", "tie breaker"])
 @pytest.mark.parametrize("ordering", sorted(USER_ORDERINGS))
 def test_keyset_pages_of_a_search_with_more_matches_than_the_cap(
-    db: Any, ordering: str, monkeypatch: pytest.MonkeyPatch
+    db: Any, ordering: str, search: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     users = _users_with_ties(11)
     monkeypatch.setattr("accounts.selectors.users.COUNT_CAP", 4)
-    queryset = user_list(search="tie", ordering=ordering)
+    queryset = user_list(search=search, ordering=ordering)
     walked: list[int] = []
     after = None
     for _ in range(20):
@@ -394,6 +407,162 @@ def test_the_next_cursor_is_the_last_rows_values(db: Any) -> None:
     assert page.next_after == (page.rows[-1].date_joined, page.rows[-1].pk)
 
 
+# --- PostgreSQL's key table ---------------------------------------------------------------
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's key table"
+)
+
+
+def _key_rows(user: User) -> set[tuple[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT key, date_joined FROM accounts_search_key WHERE user_id = %s", [user.pk]
+        )
+        return set(cursor.fetchall())
+
+
+def _expected_key_rows(user: User) -> set[tuple[str, Any]]:
+    user = User.objects.get(pk=user.pk)
+    return {(key, user.date_joined) for key in user.search_text.split("\n") if key}
+
+
+@postgresql_only
+def test_the_key_table_follows_every_write(user_factory: Callable[..., User]) -> None:
+    user = user_factory(username="keyed", display_name="Key Holder", phone="+33612345678")
+    assert _key_rows(user) == _expected_key_rows(user)
+    assert ("key holder", user.date_joined) in _key_rows(user)
+    profile_update(ctx=None, user=user, changes={"display_name": "Renamed Person"})
+    assert _key_rows(user) == _expected_key_rows(user)
+    assert "key holder" not in {key for key, _ in _key_rows(user)}
+    # Around the ORM: an UPDATE of the date, a bulk insert, COPY.
+    User.objects.filter(pk=user.pk).update(date_joined=timezone.now() - timedelta(days=99))
+    assert _key_rows(user) == _expected_key_rows(user)
+    (bulky,) = User.objects.bulk_create([User(username="bulky", display_name="Bulk Person")])
+    assert _key_rows(bulky) == _expected_key_rows(bulky)
+    call_command("seed_users", count=2, stdout=io.StringIO())
+    for seeded in User.objects.filter(username__startswith="seed-"):
+        assert _key_rows(seeded)
+        assert _key_rows(seeded) == _expected_key_rows(seeded)
+    # A save that changes neither the keys nor the date leaves the rows alone.
+    with connection.cursor() as cursor:
+        ctids = "SELECT array_agg(ctid ORDER BY ctid) FROM accounts_search_key WHERE user_id = %s"
+        cursor.execute(ctids, [user.pk])
+        before = cursor.fetchone()[0]
+        user.refresh_from_db()
+        user.save()
+        user.save(update_fields=["language"])
+        cursor.execute(ctids, [user.pk])
+        assert cursor.fetchone()[0] == before
+    pk = user.pk
+    user.delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM accounts_search_key WHERE user_id = %s", [pk])
+        assert cursor.fetchone()[0] == 0
+    # Django's flush empties accounts_user with TRUNCATE (TransactionTestCase).
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's transaction
+        cursor.execute("TRUNCATE accounts_user CASCADE")
+        cursor.execute("SELECT count(*) FROM accounts_search_key")
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.fixture
+def namesakes(user_factory: Callable[..., User]) -> list[User]:
+    """Users named alike (several joined at the same instant), a few variants of the
+    name, and others."""
+    start = timezone.now() - timedelta(days=30)
+    users = []
+    names = ["Emma Moreau"] * 9 + ["Emma Moreau-Durand", "Emma Morel", "Emmanuel Moreau"]
+    for i, name in enumerate(names):
+        first, last = name.split(" ", 1)
+        users.append(
+            user_factory(
+                username=f"namesake{i}",
+                display_name=name,
+                first_name=first,
+                last_name=last,
+            )
+        )
+    users.append(user_factory(username="emmental", first_name="Emma", last_name="Ental"))
+    # Two keys starting with "emma mor", one user.
+    users.append(
+        user_factory(
+            username="twice", display_name="Emma Morel", first_name="Emma", last_name="Moreau"
+        )
+    )
+    for i, user in enumerate(users):
+        User.objects.filter(pk=user.pk).update(date_joined=start + timedelta(hours=i // 3))
+    return list(User.objects.filter(pk__in=[u.pk for u in users]))
+
+
+def _without_key_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selectors, "search_ids", lambda *args, **kwargs: None)
+
+
+@postgresql_only
+@pytest.mark.parametrize("ordering", ["-date_joined", "date_joined"])
+def test_the_key_table_finds_what_the_search_index_finds(
+    namesakes: list[User], ordering: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_id = str(namesakes[4].pk)
+    phrases = ["emma moreau", "EMMA MOREAU", "emma mor", "emma moreau-", "morel emma", "zzz", by_id]
+    answered = {}
+    for phrase in phrases:
+        found = search_ids(user_list(search=phrase, ordering=ordering), limit=100, count=True)
+        assert found is not None, phrase
+        assert found.from_key_table, phrase
+        answered[phrase] = (found.total, found.ids)
+    # The search's own index, in the same order.
+    _without_key_table(monkeypatch)
+    for phrase in phrases:
+        ids = ids_in_order(user_list(search=phrase, ordering=ordering))
+        assert ids is not None
+        assert answered[phrase] == (len(ids), ids), phrase
+    assert answered["emma moreau"][0] == 11
+    assert answered["emma mor"][0] == 12
+    assert answered[by_id][0] == 1
+
+
+@postgresql_only
+def test_the_key_table_reads_a_page_and_leaves_other_searches_to_the_index(
+    namesakes: list[User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queryset = user_list(search="emma moreau")
+    expected = _expected([u for u in namesakes if "emma moreau" in u.search_text], "-date_joined")
+    # A page from an offset, or after a cursor; more than the cap: no ids.
+    assert search_ids(queryset, offset=3, limit=4).ids == expected[3:7]
+    cursor = User.objects.filter(pk=expected[2]).values_list("date_joined", "pk").get()
+    assert search_ids(queryset, limit=4, after=cursor).ids == expected[3:7]
+    # The count stops past the cap; the page is read all the same.
+    capped = search_ids(queryset, limit=3, count=True, cap=4)
+    assert capped == selectors.SearchIds(from_key_table=True, total=5, ids=expected[:3])
+    # More distinct keys than MAX_KEYS start with "namesake" (every username): the
+    # same query reads all the matches from the search's index instead.
+    many = user_list(search="namesake")
+    found = search_ids(many, limit=2, count=True)
+    assert found is not None
+    assert not found.from_key_table
+    numbered = [u for u in namesakes if u.username.startswith("namesake")]
+    assert found.ids == _expected(numbered, "-date_joined")
+    assert found.total == 12 > MAX_KEYS
+    assert search_ids(many, limit=2, cap=11).ids is None
+    # Other conditions or orders than a search alone by date: not asked.
+    assert search_ids(user_list(search="emma moreau", state="active"), limit=10) is None
+    assert search_ids(user_list(search="emma moreau", ordering="username"), limit=10) is None
+    # The first page of the Management API's list: one query for the ids, one for
+    # the rows, the same rows as through the search's index.
+    for search in ("emma moreau", "namesake"):
+        queryset = user_list(search=search)
+        with CaptureQueriesContext(connection) as queries:
+            page = user_page(queryset, size=4)
+        assert len(queries.captured_queries) == 2
+        assert "accounts_search_key" in queries.captured_queries[0]["sql"]
+        with monkeypatch.context() as patched:
+            _without_key_table(patched)
+            assert [u.pk for u in page.rows] == [u.pk for u in user_page(queryset, size=4).rows]
+
+
 # --- The back-office's search pages --------------------------------------------------------
 
 
@@ -403,6 +572,7 @@ def _bulk_matching(count: int) -> None:
         User(
             username=f"match{i:03d}",
             email=f"match{i}@example.org",
+            display_name="Match Maker",
             password="!",
             date_joined=now - timedelta(minutes=i),
         )
@@ -410,36 +580,47 @@ def _bulk_matching(count: int) -> None:
     )
 
 
+@pytest.mark.parametrize("search", ["match", "match maker"])
 def test_a_searchs_pages_in_the_back_office(
-    support: Client, django_assert_max_num_queries: Any
+    support: Client, django_assert_max_num_queries: Any, search: str
 ) -> None:
     client = support
     _bulk_matching(60)
-    client.get(LIST, {"q": "match"})
+    client.get(LIST, {"q": search})
     pages = []
     for number in (1, 2):
         with django_assert_max_num_queries(8):
-            response = client.get(LIST, {"q": "match", "p": number})
+            response = client.get(LIST, {"q": search, "p": number})
         assert response.status_code == 200
         cl = response.context_data["cl"]
         assert cl.result_count == 60
         pages.append([u.username for u in cl.result_list])
     assert pages[0] == [f"match{i:03d}" for i in range(50)]
     assert pages[1] == [f"match{i:03d}" for i in range(50, 60)]
+    # A search longer than any key finds no one (it was an error).
+    response = client.get(LIST, {"q": "m" * (MAX_PHRASE_LENGTH + 1)})
+    assert response.status_code == 200
+    assert list(response.context_data["cl"].result_list) == []
     # Found by its id, as the selector finds it.
     target = User.objects.get(username="match007")
     response = client.get(LIST, {"q": str(target.pk)})
     assert target.username in {u.username for u in response.context_data["cl"].result_list}
 
 
+@pytest.mark.parametrize("search", ["match", "match maker"])
 @pytest.mark.parametrize("order", [("-date_joined", "-pk"), ("username", "pk")])
 @pytest.mark.parametrize(("cap", "count"), [(4, 5), (7, 7), (50, 7)])
 def test_a_searchs_count_and_pages_read_its_matches_once_up_to_the_cap(
-    db: Any, monkeypatch: pytest.MonkeyPatch, order: tuple[str, str], cap: int, count: int
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    order: tuple[str, str],
+    cap: int,
+    count: int,
+    search: str,
 ) -> None:
     _bulk_matching(7)  # match000 the newest
     monkeypatch.setattr(CappedIdsPaginator, "CAP", cap)
-    queryset = users_search(User.objects.order_by(*order), "match")
+    queryset = users_search(User.objects.order_by(*order), search)
     paginator = CappedIdsPaginator(queryset, 2)
     with CaptureQueriesContext(connection) as queries:
         assert paginator.count == count

@@ -31,7 +31,7 @@ columns around the ORM (``seed_users``'s COPY, a ``QuerySet.update``) must store
 databases compare the stored text with ``LIKE '%<newline>phrase%'``, which is the
 same test: a key starts with the phrase.
 
-The key table (PostgreSQL, migration 0014): ``accounts_search_key`` holds one row
+The key table (PostgreSQL, migration 0016): ``accounts_search_key`` holds one row
 per key of each user with the user's ``date_joined``, under a B-tree on (key,
 date_joined, user_id). The GIN index gives only where the matching rows are, so a
 page in date order read every match's row for its date (thousands for a common full

@@ -149,7 +149,7 @@ def drop_key_table(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0013_user_list_search"),
+        ("accounts", "0015_oauth_app_roles"),
     ]
 
     operations = [

@@ -58,6 +58,9 @@ setup: $(STAMP)
 	  $(PY) manage.py compilemessages --ignore=.venv -v 0; \
 	else echo "msgfmt not found: using the committed compiled catalogues"; fi
 
+# The site's address (links in emails, the sign-in address printed by seed_demo, the
+# WebAuthn relying party) follows PORT unless SITE_URL is set.
+run: export SITE_URL ?= http://localhost:$(PORT)
 # The task worker (emails, text messages) runs beside the web server and stops with it.
 run: setup
 	$(PY) manage.py migrate --no-input -v 0

@@ -86,6 +86,27 @@ class MachineTokenRefused(FlowError):
         super().__init__(_("A machine client's token has no account: it calls the Management API."))
 
 
+class CredentialsNotForApps(FlowError):
+    code = "forbidden"
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "An app cannot see or manage the account's access tokens or connected "
+                "apps: the user does, in the settings or with a personal access token."
+            )
+        )
+
+
+def refuse_apps(request: HttpRequest) -> None:
+    """The account's own credentials (personal access tokens, connected apps) are not
+    an app's to see or change: an app could otherwise make itself a token that
+    outlives its revocation, or revoke other apps."""
+    if getattr(request, "api_app_token", None) is not None:
+        raise CredentialsNotForApps()
+
+
 class OAuthAppToken(HttpBearer):
     """An access token an OAuth app holds for the user (``accounts.oauth``)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from html import unescape
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.timezone import localtime
 
 from accounts.impersonation import STARTED_KEY
@@ -421,15 +423,6 @@ def test_api_list_needs_the_read_scope(user: User) -> None:
     assert_error(writer.get(API), 403, "token.insufficient_scope")
 
 
-def test_an_app_sees_the_connected_apps_with_its_own_token(
-    auth_client: Client, app: RegisteredApp
-) -> None:
-    tokens = connect(auth_client, app)
-    response = ApiClient(tokens["access_token"]).get(API)
-    assert response.status_code == 200
-    assert [item["name"] for item in response.json()] == ["Notes"]
-
-
 def test_api_revoke(user: User, app: RegisteredApp) -> None:
     tokens = connect(browser_of(user), app)
     mail.outbox.clear()
@@ -536,3 +529,40 @@ def test_api_list_query_budget_does_not_grow_with_apps(
             api.get(API)
             few = measure()
     assert measure() == few
+
+
+def test_an_app_cannot_see_or_manage_the_accounts_credentials(
+    auth_client: Client, user: User, app: RegisteredApp
+) -> None:
+    """With account:read and account:write, an app still cannot list or make personal
+    access tokens, nor list or revoke connected apps: a token it made itself would
+    outlive its revocation."""
+    other = register_app(name="Calendar")
+    code, verifier = authorize(auth_client, other)
+    exchange(other, code, verifier)
+    code, verifier = authorize(auth_client, app)
+    api = ApiClient(exchange(app, code, verifier).json()["access_token"])
+    verify(api)
+    grant = AppGrant.objects.get(user=user, client=other.app)
+    for method, path, body in (
+        ("get", "/api/my-account/tokens", None),
+        (
+            "post",
+            "/api/my-account/tokens",
+            {
+                "name": "mine",
+                "scopes": ["account:read"],
+                "expires_at": (timezone.now() + timedelta(days=30)).isoformat(),
+            },
+        ),
+        ("get", "/api/my-account/connected-apps", None),
+        ("delete", f"/api/my-account/connected-apps/{grant.pk}", None),
+    ):
+        call = getattr(api, method)
+        response = call(path, body) if body is not None else call(path)
+        assert_error(response, 403, "forbidden")
+    assert not user.access_tokens.exists()
+    assert AppGrant.objects.filter(pk=grant.pk).exists()
+    # The same calls with the user's own personal access token work.
+    own = ApiClient(make_token(user))
+    assert own.get("/api/my-account/connected-apps").status_code == 200

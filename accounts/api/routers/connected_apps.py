@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from accounts.api.auth import ACCOUNT_AUTH, api_ctx
+from accounts.api.auth import ACCOUNT_AUTH, api_ctx, refuse_apps
 from accounts.api.forms import door
 from accounts.api.schemas import COMMON_ERRORS
 from accounts.flows import connected_apps as flows
@@ -50,6 +50,7 @@ def app_data(app: selectors.ConnectedApp) -> dict[str, Any]:
 def connected_apps_list(request: HttpRequest) -> Any:
     """The apps the user allowed to use their account, by name."""
     ctx = api_ctx(request)
+    refuse_apps(request)
     door(request, ctx, field=FIELD, edit=False)
     user: User = request.user  # type: ignore[assignment]
     return [app_data(app) for app in selectors.user_connected_apps(user=user)]
@@ -61,5 +62,6 @@ def connected_app_revoke(request: HttpRequest, app_id: int) -> Any:
     and it leaves the list. `app_id` is the `id` the list gives (not the
     `client_id`). Returns the app as it was. Needs a verification."""
     ctx = api_ctx(request)
+    refuse_apps(request)
     door(request, ctx, field=FIELD, reauth=True, sensitive=True)
     return app_data(selectors.connected_app(flows.app_revoke(ctx=ctx, pk=app_id)))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
-from accounts.api.auth import ACCOUNT_AUTH, api_ctx
+from accounts.api.auth import ACCOUNT_AUTH, api_ctx, refuse_apps
 from accounts.api.forms import door
 from accounts.api.schemas import COMMON_ERRORS, Error, Input
 from accounts.flows import tokens as flows
@@ -53,6 +53,7 @@ def token_data(token: PersonalAccessToken) -> dict[str, Any]:
 def tokens_list(request: HttpRequest) -> Any:
     """The live tokens, and those revoked or expired in the last 30 days, newest first."""
     ctx = api_ctx(request)
+    refuse_apps(request)
     door(request, ctx, field=FIELD, edit=False)
     user: User = request.user  # type: ignore[assignment]
     return [token_data(token) for token in user_tokens(user=user)]
@@ -71,6 +72,7 @@ class TokenIn(Input):
 def token_create(request: HttpRequest, payload: TokenIn) -> Any:
     """A new token. Its full text is in `token`, this once. Needs a verification."""
     ctx = api_ctx(request)
+    refuse_apps(request)
     door(request, ctx, field=FIELD, reauth=True, sensitive=True)
     new = flows.token_create(
         ctx=ctx, name=payload.name, scopes=payload.scopes, expires_at=payload.expires_at
@@ -82,5 +84,6 @@ def token_create(request: HttpRequest, payload: TokenIn) -> Any:
 def token_revoke(request: HttpRequest, token_id: int) -> Any:
     """Revokes one of the user's tokens: it stops working at once. Needs a verification."""
     ctx = api_ctx(request)
+    refuse_apps(request)
     door(request, ctx, field=FIELD, reauth=True, sensitive=True)
     return token_data(flows.token_revoke(ctx=ctx, pk=token_id))

@@ -24,12 +24,9 @@ from __future__ import annotations
 import io
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -44,6 +41,7 @@ from ninja.errors import AuthenticationError
 from accounts.actor import Actor
 from accounts.api.auth import TokenAuth
 from accounts.api.errors import unauthenticated
+from accounts.management.throwaway import throwaway_database
 from accounts.models import User
 from accounts.services.tokens import token_create
 
@@ -131,27 +129,6 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-@contextmanager
-def _throwaway_database() -> Iterator[str]:
-    """A new database beside the configured one, made by Django's test machinery
-    and removed at the end: for SQLite, a file in a temporary folder (the WSGI
-    handler closes the connection after each request, as in production, so it
-    cannot be in memory); otherwise ``NAME_benchmark_api`` on the same server."""
-    with tempfile.TemporaryDirectory() as folder:
-        old_name = connection.settings_dict["NAME"]
-        test = connection.settings_dict.setdefault("TEST", {})
-        if connection.vendor == "sqlite":
-            test["NAME"] = str(Path(folder) / "benchmark.sqlite3")
-        else:
-            # Not the test suite's database (test_NAME), which may be in use.
-            test["NAME"] = f"{old_name}_benchmark_api"
-        name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-        try:
-            yield name
-        finally:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
-
-
 def _count_queries(call: Callable[[str], int], url: str, times: int) -> float:
     count = 0
 
@@ -181,7 +158,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, rounds: int, requests: int, **options: Any) -> None:
         if rounds < 1 or requests < 1:
             raise CommandError("--rounds and --requests must be at least 1.")
-        with _throwaway_database() as name:
+        with throwaway_database("benchmark_api") as name:
             self.stdout.write(f"database: {connection.vendor} ({name}), removed at the end")
             with override_settings(
                 DEBUG=False,

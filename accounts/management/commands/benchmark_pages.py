@@ -53,6 +53,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path, reverse
 
+from accounts.management.throwaway import throwaway_database
+
 BARE = "/settings/benchmark-bare/"
 GOAL = 0.60
 QUERY_GOAL = 10
@@ -208,24 +210,14 @@ def _sign_in(user: Any, device: Any) -> Any:
 
 @contextmanager
 def _throwaway_database() -> Iterator[str]:
-    """A new database made by Django's test machinery, removed at the end; this
-    process's connection points at it. Yields the ``DATABASE_URL`` of it."""
-    with tempfile.TemporaryDirectory() as folder:
-        old_name = connection.settings_dict["NAME"]
-        test = connection.settings_dict.setdefault("TEST", {})
+    """The throw-away database (``throwaway_database``); yields its ``DATABASE_URL``
+    for the server's processes."""
+    with throwaway_database("benchmark_pages") as name:
         if connection.vendor == "sqlite":
-            test["NAME"] = str(Path(folder) / "benchmark.sqlite3")
+            yield f"sqlite:///{name}"
         else:
-            test["NAME"] = f"{old_name}_benchmark_pages"
-        name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-        try:
-            if connection.vendor == "sqlite":
-                yield f"sqlite:///{name}"
-            else:
-                parts = urlsplit(settings.DATABASE_URL)
-                yield urlunsplit(parts._replace(path=f"/{name}"))
-        finally:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+            parts = urlsplit(settings.DATABASE_URL)
+            yield urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def _free_port() -> int:

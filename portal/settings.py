@@ -115,6 +115,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies by view (Prometheus, /metrics): first and last.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id (X-Request-ID) and one log line per request.
+    "portal.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,6 +144,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "accounts.web.FlowErrorMiddleware",
+    "portal.metrics.PortalPrometheusAfterMiddleware",
 ]
 
 # allauth's "dummy" provider signs in without leaving the site: for development and
@@ -472,12 +477,52 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     if env_bool("DJANGO_BEHIND_PROXY"):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The scraper reaches /metrics over plain HTTP on the private network.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+
+# --- Metrics (Prometheus) ----------------------------------------------------
+
+# /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"; while
+# it is empty the page does not exist (404). PROMETHEUS_MULTIPROC_DIR (read by
+# prometheus_client from the environment) turns on its multiprocess mode.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Logging --------------------------------------------------------------
 
+# JSON lines on stdout (python-json-logger) by default in production, text with
+# debug on. Every record carries the request id; portal.request writes one line per
+# request, portal.security one per audit event.
+LOG_FORMAT = env_str("DJANGO_LOG_FORMAT", "text" if DEBUG else "json").lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "WARNING").upper()
+REQUEST_LOG_LEVEL = env_str("DJANGO_REQUEST_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "WARNING")},
+    "filters": {"request_id": {"()": "portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "portal.logs.json_formatter"},
+        "text": {
+            "()": "portal.logs.PortalTextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's records reach the console once, through the root logger.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # SQL statements carry session keys and other secrets in their parameters.
+        "django.db.backends": {"level": "INFO"},
+        "portal.request": {"level": REQUEST_LOG_LEVEL},
+        "portal.security": {"level": "INFO"},
+    },
 }

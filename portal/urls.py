@@ -13,6 +13,7 @@ from accounts.api.api import api
 from accounts.views import oauth, reauth, two_factor
 from accounts.views.home import root
 from accounts.views.impersonation import stop_impersonating
+from portal.metrics import metrics
 
 
 def serve_avatar(request: HttpRequest, path: str) -> HttpResponseBase:
@@ -81,9 +82,13 @@ urlpatterns = [
         else []
     ),
     path("", include("allauth.idp.urls")),
+    # Prometheus metrics: only with "Authorization: Bearer <METRICS_TOKEN>", else 404.
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler403 = "accounts.views.errors.permission_denied"
+# allauth's rate limits answer with this (allauth.core.ratelimit.respond_429).
+handler429 = "accounts.views.errors.too_many_requests"
 
 if settings.SERVE_MEDIA:
     _media_prefix = re.escape(settings.MEDIA_URL.lstrip("/"))

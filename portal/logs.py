@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import empty
 from pythonjsonlogger.json import JsonFormatter
@@ -75,6 +76,9 @@ class RequestIdFilter(logging.Filter):
 def route_of(request: HttpRequest) -> str:
     """The URL pattern the request matched (``settings/tokens/<int:pk>/revoke/``), or
     ``<unresolved>``: never the path itself."""
+    answered_early = getattr(request, "portal_route", None)
+    if answered_early:
+        return str(answered_early)
     match = getattr(request, "resolver_match", None)
     if match is None:
         return "<unresolved>"
@@ -152,11 +156,13 @@ class RequestLogMiddleware:
         request_id = safe_request_id(request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         started = time.perf_counter()
-        with request_id_bound(request_id):
-            response = self.get_response(request)
-            response[REQUEST_ID_HEADER] = request_id
-            if request_logger.isEnabledFor(logging.INFO):
-                self._log(request, response, started)
+        # Not reset on the way out: Django logs a refused request ("Not Found: ...")
+        # after the middlewares; ``request_finished`` forgets it.
+        _request_id.set(request_id)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        if request_logger.isEnabledFor(logging.INFO):
+            self._log(request, response, started)
         return response
 
     def _log(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
@@ -182,6 +188,13 @@ class RequestLogMiddleware:
                 "ip": client_ip(request),
             },
         )
+
+
+def _forget_request_id(**kwargs: Any) -> None:
+    _request_id.set("")
+
+
+request_finished.connect(_forget_request_id, dispatch_uid="portal.logs.forget_request_id")
 
 
 # --- Security events ----------------------------------------------------------------------

@@ -3,8 +3,9 @@ portal's own counters (``accounts.metrics``) and the task queue read from the
 database at scrape time.
 
 The page exists only for a scraper that knows ``METRICS_TOKEN`` and sends it as
-``Authorization: Bearer <token>``; anyone else, and everyone while the setting is
-empty, gets the site's ordinary 404. It reads no session and sets no cookie.
+``Authorization: Bearer <token>`` (``MetricsMiddleware``, before the session and the
+HTTPS redirect); anyone else, and everyone while the setting is empty, gets what any
+unknown address gets. It reads no session and sets no cookie.
 
 With several server processes (gunicorn workers), ``PROMETHEUS_MULTIPROC_DIR`` names
 a directory the processes share: each writes its values there and the page adds
@@ -18,14 +19,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django_prometheus.middleware import PrometheusAfterMiddleware
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -117,10 +118,27 @@ def _registry() -> prometheus_client.CollectorRegistry:
     return registry
 
 
-def metrics(request: HttpRequest) -> HttpResponse:
-    # Refused before anything else, the method included: a 405 would tell it exists.
-    if not _authorised(request):
-        raise Http404
+PATH = "/metrics"
+
+
+class MetricsMiddleware:
+    """Answers a scraper that shows the token, before the session, CSRF, the user or
+    the HTTPS redirect are looked at: the page reads no session and sets no cookie,
+    and plain HTTP on the private network is served. Any other request for the path
+    goes on like a request for any unknown address (the same 404, or the same
+    redirect to HTTPS), so nothing tells the page exists."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == PATH and _authorised(request):
+            request.portal_route = "metrics"  # type: ignore[attr-defined]
+            return _page(request)
+        return self.get_response(request)
+
+
+def _page(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     page = prometheus_client.generate_latest(_registry())

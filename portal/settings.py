@@ -119,6 +119,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # The request id (X-Request-ID) and one log line per request.
     "portal.logs.RequestLogMiddleware",
+    # /metrics for the scraper with METRICS_TOKEN, before sessions and the HTTPS
+    # redirect (no cookie; plain HTTP on the private network). Anyone else goes on
+    # as for any unknown address, so the page's existence is not told.
+    "portal.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -477,13 +481,11 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     if env_bool("DJANGO_BEHIND_PROXY"):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The scraper reaches /metrics over plain HTTP on the private network.
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # --- Metrics (Prometheus) ----------------------------------------------------
 
-# /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"; while
-# it is empty the page does not exist (404). PROMETHEUS_MULTIPROC_DIR (read by
+# /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"
+# (portal.metrics.MetricsMiddleware); while it is empty the page does not exist. PROMETHEUS_MULTIPROC_DIR (read by
 # prometheus_client from the environment) turns on its multiprocess mode.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 

@@ -13,7 +13,6 @@ from accounts.api.api import api
 from accounts.views import oauth, reauth, two_factor
 from accounts.views.home import root
 from accounts.views.impersonation import stop_impersonating
-from portal.metrics import metrics
 
 
 def serve_avatar(request: HttpRequest, path: str) -> HttpResponseBase:
@@ -82,8 +81,6 @@ urlpatterns = [
         else []
     ),
     path("", include("allauth.idp.urls")),
-    # Prometheus metrics: only with "Authorization: Bearer <METRICS_TOKEN>", else 404.
-    path("metrics", metrics, name="metrics"),
 ]
 
 handler403 = "accounts.views.errors.permission_denied"

@@ -522,8 +522,13 @@ LOGGING = {
     "loggers": {
         # Django's records reach the console once, through the root logger.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
-        # SQL statements carry session keys and other secrets in their parameters.
+        # Never below INFO, whatever DJANGO_LOG_LEVEL: their DEBUG records carry
+        # secrets. SQL statements hold session keys and codes' rows in their
+        # parameters; oauthlib writes the tokens it issues; a template's failed
+        # variable lookup shows the object it looked in (a page's context).
         "django.db.backends": {"level": "INFO"},
+        "oauthlib": {"level": "INFO"},
+        "django.template": {"level": "INFO"},
         "portal.request": {"level": REQUEST_LOG_LEVEL},
         "portal.security": {"level": "INFO"},
     },

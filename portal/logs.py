@@ -98,7 +98,7 @@ def _without_request(record: logging.LogRecord) -> logging.LogRecord:
         if raw and raw != "/":
             message = message.replace(raw, route)
     clean.msg, clean.args = message, None
-    del clean.request
+    delattr(clean, "request")
     return clean
 
 

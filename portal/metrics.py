@@ -51,8 +51,8 @@ class TaskQueueCollector(Collector):
     and failed results kept in the table."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from django_tasks_db.models import DBTaskResult
         from django_tasks_db.compat import TaskResultStatus
+        from django_tasks_db.models import DBTaskResult
 
         waiting = GaugeMetricFamily(
             "portal_task_queue_depth",
@@ -152,9 +152,7 @@ class PortalPrometheusAfterMiddleware(PrometheusAfterMiddleware):
     methods: its latency histogram takes ``request.method`` as sent, so made-up
     methods would each open a new series."""
 
-    def label_metric(
-        self, metric: Any, request: Any, response: Any = None, **labels: Any
-    ) -> Any:
+    def label_metric(self, metric: Any, request: Any, response: Any = None, **labels: Any) -> Any:
         if "method" in labels:
             labels["method"] = self._method(request)
         return super().label_metric(metric, request, response=response, **labels)

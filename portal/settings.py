@@ -485,8 +485,9 @@ if not DEBUG:
 # --- Metrics (Prometheus) ----------------------------------------------------
 
 # /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"
-# (portal.metrics.MetricsMiddleware); while it is empty the page does not exist. PROMETHEUS_MULTIPROC_DIR (read by
-# prometheus_client from the environment) turns on its multiprocess mode.
+# (portal.metrics.MetricsMiddleware); while it is empty the page does not exist.
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus_client from the environment) turns on
+# its multiprocess mode.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Logging --------------------------------------------------------------

@@ -100,9 +100,12 @@ def test_a_whole_journey_logs_no_secret(captured: io.StringIO, user: User) -> No
     secrets.cookies(client)
 
     # A wrong password somewhere is logged as a refusal, never as the password.
-    assert Client().post(
-        reverse("account_login"), {"login": "alice", "password": "wrong-Pa55word-xyz"}
-    ).status_code == 200
+    assert (
+        Client()
+        .post(reverse("account_login"), {"login": "alice", "password": "wrong-Pa55word-xyz"})
+        .status_code
+        == 200
+    )
     secrets.add("wrong password", "wrong-Pa55word-xyz")
 
     # Change the email address with the emailed code.
@@ -286,7 +289,10 @@ def test_a_task_logs_with_the_request_id_that_scheduled_it(
 ) -> None:
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     settings.SMS_BACKEND = f"{BrokenSmsBackend.__module__}.BrokenSmsBackend"
-    assert auth_client.post(reverse("account_reauthenticate"), {"password": PASSWORD}).status_code == 302
+    assert (
+        auth_client.post(reverse("account_reauthenticate"), {"password": PASSWORD}).status_code
+        == 302
+    )
     response = auth_client.post(
         reverse("phone"), {"phone": "06 12 34 56 78"}, HTTP_X_REQUEST_ID="phone-request-42"
     )

@@ -94,6 +94,42 @@ class AccountAdapter(DefaultAccountAdapter):
         if user is not None:
             ratelimit.clear(request, action="login_failed", key=account_key(user))
 
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """allauth's lockout (``login_failed``) refuses before the password is
+        checked: counted as a rate-limit refusal."""
+        from django.core.exceptions import ValidationError
+
+        from accounts.metrics import rate_limit_counted
+
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            rate_limit_counted("login_failed")
+            raise
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        """A wrong password at sign-in (re-authentication does not come here)."""
+        from accounts.flows.sessions import sign_in_refused
+
+        super().authentication_failed(request, **credentials)
+        sign_in_refused()
+
+    # allauth's own one-time codes, by the email that carries them.
+    _CODE_MAILS: ClassVar[dict[str, str]] = {
+        "account/email/email_confirmation": "email_verification",
+        "account/email/email_confirmation_signup": "email_verification",
+        "account/email/password_reset_code": "password_reset",
+        "account/email/login_code": "sign_in",
+    }
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        super().send_mail(template_prefix, email, context)
+        purpose = self._CODE_MAILS.get(template_prefix)
+        if purpose is not None and context.get("code"):
+            from accounts.metrics import code_sent_counted
+
+            code_sent_counted(channel="email", purpose=purpose)
+
     def reauthenticate(self, user: AbstractBaseUser, password: str) -> bool:
         """The password check at re-authentication, outside allauth's count of
         failed sign-ins: wrong passwords there have their own limit (per user, then

@@ -22,6 +22,7 @@ from django.http import HttpRequest
 
 from accounts.actor import Actor
 from accounts.flows.errors import RateLimited
+from accounts.metrics import rate_limit_counted
 
 _APP = "allauth.account"
 
@@ -62,12 +63,14 @@ def limits_consume(ctx: Actor, *limits: Limit) -> None:
         if not ratelimit.consume(
             request, action=limit.action, user=user, key=limit.key, dry_run=True
         ):
+            rate_limit_counted(limit.action)
             raise RateLimited(
                 retry_after=_retry_after(request, action=limit.action, key=limit.key, user=user)
             )
     for limit in limits:
         # Only a concurrent request using the last allowance can refuse here.
         if not ratelimit.consume(request, action=limit.action, user=user, key=limit.key):
+            rate_limit_counted(limit.action)
             raise RateLimited()
 
 
@@ -93,6 +96,7 @@ def site_cap_consume(name: str, *, cap: int, window: int = 3600) -> None:
         cache.add(key, 1, timeout=window + 60)
         count = 1
     if count > cap:
+        rate_limit_counted(f"site_cap_{name}")
         raise RateLimited(retry_after=int((slot + 1) * window - now) + 1)
 
 
@@ -106,8 +110,30 @@ def limit_attempt(ctx: Actor, *, action: str, key: str | None = None) -> Callabl
     # allauth's public ``consume`` drops the usage that can be rolled back.
     usage = _ratelimit.consume(request, app=_APP, action=action, key=key, user=user)
     if not usage:
+        rate_limit_counted(action)
         raise RateLimited(retry_after=_retry_after(request, action=action, key=key, user=user))
     return usage.rollback
+
+
+# allauth's own pages refuse through its ``rate_limit`` decorator or
+# ``consume_or_429``, which answer with the root URLconf's ``handler429``: the view
+# tells which of its limits it was.
+ALLAUTH_VIEW_LIMITS = {
+    "account_login": "login",
+    "account_signup": "signup",
+    "account_reset_password": "reset_password",
+    "account_reset_password_from_key": "reset_password_from_key",
+    "account_confirm_password_reset_code": "reset_password_from_key",
+    "account_change_password": "change_password",
+    "account_set_password": "change_password",
+    "account_email_verification_sent": "confirm_email",
+    "account_reauthenticate": "reauthenticate",
+}
+
+
+def allauth_refusal_counted(view_name: str | None) -> None:
+    """A refusal by one of allauth's limits on its pages, named after the view."""
+    rate_limit_counted(ALLAUTH_VIEW_LIMITS.get(view_name or "", "allauth"))
 
 
 def _retry_after(request: HttpRequest, *, action: str, key: str | None, user: Any) -> int:

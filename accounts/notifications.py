@@ -17,6 +17,7 @@ from django.utils.functional import Promise
 
 from accounts.actor import Actor
 from accounts.models import User
+from portal.logs import current_request_id
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,6 +54,8 @@ def notify(
         "ip": (ctx.ip if ctx else None) or "",
         "user_agent": ctx.user_agent if ctx else "",
         "language": ctx.language if ctx else "",
+        # The worker's log lines for this delivery carry the request's id.
+        "request_id": current_request_id(),
     }
 
     def enqueue() -> None:
@@ -65,11 +68,12 @@ def notify(
 
 def sms_schedule(*, to: str, body: str) -> None:
     """Sends a text message once the current transaction commits."""
+    request_id = current_request_id()
 
     def enqueue() -> None:
         from accounts.tasks import deliver_sms
 
-        deliver_sms.enqueue(to=to, body=str(body))
+        deliver_sms.enqueue(to=to, body=str(body), request_id=request_id)
 
     transaction.on_commit(enqueue, robust=True)
 

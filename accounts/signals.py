@@ -7,6 +7,7 @@ from typing import Any
 from allauth.account import signals as allauth_signals
 from allauth.socialaccount import signals as social_signals
 from django.dispatch import receiver
+from django.tasks import signals as task_signals
 from hijack import signals as hijack_signals
 
 from accounts.flows.impersonation import impersonation_ended, impersonation_started
@@ -16,6 +17,7 @@ from accounts.flows.social import social_linked, social_unlinked
 from accounts.impersonation import REASON_KEY
 from accounts.services.audit import Action
 from accounts.web import actor_from_request
+from portal.logs import task_finished_unbind, task_started_bind
 
 
 @receiver(allauth_signals.password_changed)
@@ -93,3 +95,14 @@ def _on_impersonation_ended(
         reason=getattr(request, "portal_impersonation_reason", ""),
         expired=bool(getattr(request, "portal_impersonation_expired", False)),
     )
+
+
+@receiver(task_signals.task_started)
+def _on_task_started(sender: Any, task_result: Any, **kwargs: Any) -> None:
+    # The task's log lines carry the id of the request that scheduled it.
+    task_started_bind(task_result)
+
+
+@receiver(task_signals.task_finished)
+def _on_task_finished(sender: Any, task_result: Any, **kwargs: Any) -> None:
+    task_finished_unbind(task_result)

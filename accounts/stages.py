@@ -27,4 +27,7 @@ class SecondFactorStage(_login_stage_base()):  # type: ignore[misc]
         user: Any = self.login.user
         if user is None or not user_has_device(user, confirmed=True):
             return None, True
+        from accounts.metrics import sign_in_counted
+
+        sign_in_counted("second_step_required")
         return redirect(self.urlname), True

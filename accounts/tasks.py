@@ -3,6 +3,10 @@ emails and text messages. Scheduled by ``accounts.notifications`` on commit.
 
 A delivery that fails is logged and tried again later (``DELIVERY_RETRY_DELAYS``),
 never shown to the user: the change it reports has already happened.
+
+Each task takes the ``request_id`` of the request that scheduled it: the worker's
+log lines for the task carry it (``portal.logs.task_started_bind``), and so do the
+later attempts.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from accounts.devices import describe_device
+from accounts.metrics import task_failure_counted
 from accounts.models import User
 from accounts.sms import SmsError, send_sms
 
@@ -54,8 +59,10 @@ def _retry(the_task: Any, attempt: int, **kwargs: Any) -> None:
     """Enqueues another attempt after the configured delay, when the backend can wait."""
     delays = settings.DELIVERY_RETRY_DELAYS
     if attempt >= len(delays) or not default_task_backend.supports_defer:
+        task_failure_counted(task=the_task.name, gave_up=True)
         logger.error("giving up delivering %s after %d attempts", the_task.name, attempt + 1)
         return
+    task_failure_counted(task=the_task.name, gave_up=False)
     run_after = timezone.now() + dt.timedelta(seconds=delays[attempt])
     the_task.using(run_after=run_after).enqueue(attempt=attempt + 1, **kwargs)
 
@@ -71,6 +78,7 @@ def deliver_email(
     user_agent: str = "",
     language: str = "",
     attempt: int = 0,
+    request_id: str = "",
 ) -> bool:
     user = User.objects.filter(pk=user_id).first()
     if user is None:
@@ -110,17 +118,18 @@ def deliver_email(
             ip=ip,
             user_agent=user_agent,
             language=language,
+            request_id=request_id,
         )
         return False
     return True
 
 
 @task
-def deliver_sms(*, to: str, body: str, attempt: int = 0) -> bool:
+def deliver_sms(*, to: str, body: str, attempt: int = 0, request_id: str = "") -> bool:
     try:
         send_sms(to, body)
     except SmsError:
         logger.warning("could not send a text message (attempt %d)", attempt + 1)
-        _retry(deliver_sms, attempt, to=to, body=body)
+        _retry(deliver_sms, attempt, to=to, body=body, request_id=request_id)
         return False
     return True

@@ -115,6 +115,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies by view (Prometheus, /metrics): first and last.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id (X-Request-ID) and one log line per request.
+    "portal.logs.RequestLogMiddleware",
+    # /metrics for the scraper with METRICS_TOKEN, before sessions and the HTTPS
+    # redirect (no cookie; plain HTTP on the private network). Anyone else goes on
+    # as for any unknown address, so the page's existence is not told.
+    "portal.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,6 +148,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "accounts.web.FlowErrorMiddleware",
+    "portal.metrics.PortalPrometheusAfterMiddleware",
 ]
 
 # allauth's "dummy" provider signs in without leaving the site: for development and
@@ -473,11 +482,55 @@ if not DEBUG:
     if env_bool("DJANGO_BEHIND_PROXY"):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Metrics (Prometheus) ----------------------------------------------------
+
+# /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"
+# (portal.metrics.MetricsMiddleware); while it is empty the page does not exist.
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus_client from the environment) turns on
+# its multiprocess mode.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- Logging --------------------------------------------------------------
 
+# JSON lines on stdout (python-json-logger) by default in production, text with
+# debug on. Every record carries the request id; portal.request writes one line per
+# request, portal.security one per audit event.
+LOG_FORMAT = env_str("DJANGO_LOG_FORMAT", "text" if DEBUG else "json").lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "WARNING").upper()
+REQUEST_LOG_LEVEL = env_str("DJANGO_REQUEST_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "WARNING")},
+    "filters": {"request_id": {"()": "portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "portal.logs.json_formatter"},
+        "text": {
+            "()": "portal.logs.PortalTextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's records reach the console once, through the root logger.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # Never below INFO, whatever DJANGO_LOG_LEVEL: their DEBUG records carry
+        # secrets. SQL statements hold session keys and codes' rows in their
+        # parameters; oauthlib writes the tokens it issues; a template's failed
+        # variable lookup shows the object it looked in (a page's context).
+        "django.db.backends": {"level": "INFO"},
+        "oauthlib": {"level": "INFO"},
+        "django.template": {"level": "INFO"},
+        "portal.request": {"level": REQUEST_LOG_LEVEL},
+        "portal.security": {"level": "INFO"},
+    },
 }

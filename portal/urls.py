@@ -84,6 +84,8 @@ urlpatterns = [
 ]
 
 handler403 = "accounts.views.errors.permission_denied"
+# allauth's rate limits answer with this (allauth.core.ratelimit.respond_429).
+handler429 = "accounts.views.errors.too_many_requests"
 
 if settings.SERVE_MEDIA:
     _media_prefix = re.escape(settings.MEDIA_URL.lstrip("/"))

@@ -60,6 +60,7 @@ def _announce(ctx: Actor, user: User, before: str, after: str) -> None:
 
 EMAIL_CHANGE = vc.ChangeSpec(
     purpose=Purpose.EMAIL_CHANGE,
+    channel="email",
     field="email",
     send_action="portal_email_change_code",
     normalise=_normalise,

@@ -64,6 +64,7 @@ def _announce(ctx: Actor, user: User, before: str, after: str) -> None:
 
 PHONE_CHANGE = vc.ChangeSpec(
     purpose=Purpose.PHONE_CHANGE,
+    channel="sms",
     field="phone",
     send_action="portal_phone_change_code",
     send_limits=_sms_limits,

@@ -37,6 +37,7 @@ def _deliver(ctx: Actor, user: User, target: str, code: str) -> None:
 
 REAUTH_BY_EMAIL = vc.CodeSpec(
     purpose=Purpose.REAUTHENTICATE,
+    channel="email",
     send_action="portal_reauthentication_code",
     deliver=_deliver,
 )

@@ -12,6 +12,7 @@ from accounts.access import access_own_session
 from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import FlowError
+from accounts.metrics import sign_in_counted
 from accounts.models import User
 from accounts.services import sessions as sessions_service
 
@@ -46,6 +47,13 @@ def sessions_end_others(*, ctx: Actor) -> int:
 def signed_in(*, ctx: Actor, user: User) -> None:
     with transaction.atomic():
         sessions_service.signed_in_record(ctx=ctx, user=user)
+    sign_in_counted("success")
+
+
+def sign_in_refused() -> None:
+    """A sign-in's password (or login string) was wrong. Not audited: nothing
+    changed, and the rate limits already count it."""
+    sign_in_counted("failure")
 
 
 def signed_out(*, ctx: Actor, user: User) -> None:

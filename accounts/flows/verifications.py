@@ -44,6 +44,7 @@ Channel = Literal["email", "phone"]
 
 REAUTH_BY_PHONE = vc.CodeSpec(
     purpose=Purpose.REAUTHENTICATE,
+    channel="sms",
     send_action="portal_reauthentication_code",
     send_limits=_sms_limits,
     site_cap=_sms_site_cap,

@@ -29,6 +29,7 @@ from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import FlowError
 from accounts.limits import Limit, limit_consume, limits_consume
+from accounts.metrics import Channel, code_sent_counted
 from accounts.models import User
 from accounts.selectors.verification import code_pending_target
 from accounts.services.audit import audit_record
@@ -53,6 +54,8 @@ class CodeSpec:
     """A code sent to a target and checked later."""
 
     purpose: str
+    # How the code travels (the metrics' channel label).
+    channel: Channel
     # Rate-limit actions: sending a code (counted only when one is about to go
     # out) and checking one.
     send_action: str
@@ -140,6 +143,7 @@ def send_code(ctx: Actor, spec: CodeSpec, *, user: User, target: str) -> Issued:
         )
     if owner is None:
         spec.deliver(ctx, user, target, issued.code)
+        code_sent_counted(channel=spec.channel, purpose=spec.purpose)
     elif spec.tell_owner is not None:
         spec.tell_owner(ctx, owner)
     return issued

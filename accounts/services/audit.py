@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.actor import Actor
 from accounts.models import AuditEvent, User
+from portal.logs import security_event_log
 
 
 class Action:
@@ -145,7 +146,7 @@ def audit_record(
         actor = ctx.user if ctx is not None else None
     if impersonator_id is _FROM_CTX:
         impersonator_id = ctx.impersonator_id if ctx is not None else None
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         action=action,
         actor=actor,
         subject=subject,
@@ -158,3 +159,17 @@ def audit_record(
         user_agent=(ctx.user_agent if ctx is not None else "")[:300],
         data=data or {},
     )
+    # One log line per event, once it is committed; never its data (addresses,
+    # numbers, names).
+    transaction.on_commit(
+        lambda: security_event_log(
+            event=event.action,
+            actor_id=event.actor_id,
+            subject_id=event.subject_id,
+            impersonator_id=event.impersonator_id,
+            surface=event.surface,
+            ip=event.ip_address,
+        ),
+        robust=True,
+    )
+    return event

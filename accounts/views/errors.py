@@ -26,3 +26,13 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
         response["HX-Reswap"] = "innerHTML"
         return response
     return render(request, "403.html", {"message": message}, status=403)
+
+
+def too_many_requests(request: HttpRequest) -> HttpResponse:
+    """allauth's refusal by one of its rate limits (its ``respond_429`` calls the root
+    URLconf's ``handler429``): the same page as allauth's own, counted by limit."""
+    from accounts.limits import allauth_refusal_counted
+
+    match = getattr(request, "resolver_match", None)
+    allauth_refusal_counted(match.url_name if match is not None else None)
+    return render(request, "429.html", status=429)

@@ -17,6 +17,7 @@ from accounts.actor import Actor
 from accounts.flows import gate
 from accounts.flows.errors import AccessDenied
 from accounts.flows.mfa.errors import CodeThrottled, WrongCode
+from accounts.metrics import sign_in_counted
 from accounts.models import User
 from accounts.notifications import notify
 from accounts.services import mfa as mfa_services
@@ -51,6 +52,7 @@ def _signed_in(ctx: Actor, user: User, device: Any) -> Verified:
             ctx=ctx, action=Action.MFA_SIGN_IN, subject=user, actor=user, data={"method": kind}
         )
         notify(ctx=ctx, user=user, event="mfa_sign_in", context={"method": kind})
+    sign_in_counted("second_step_success")
     return Verified(device=device, kind=kind)
 
 
@@ -73,12 +75,21 @@ def _own_device(user: User, device: Any) -> None:
 
 def sign_in_with_code(*, ctx: Actor, user: User, method: str, code: str) -> Verified:
     """``user`` passed the first step; ``code`` is from their app or a backup code."""
-    return _signed_in(ctx, user, _checked(user=user, method=method, code=code))
+    try:
+        device = _checked(user=user, method=method, code=code)
+    except (WrongCode, CodeThrottled):
+        sign_in_counted("second_step_failure")
+        raise
+    return _signed_in(ctx, user, device)
 
 
 def sign_in_with_key(*, ctx: Actor, user: User, device: Any) -> Verified:
     """``device`` answered the WebAuthn ceremony for ``user``."""
-    _own_device(user, device)
+    try:
+        _own_device(user, device)
+    except AccessDenied:
+        sign_in_counted("second_step_failure")
+        raise
     return _signed_in(ctx, user, device)
 
 

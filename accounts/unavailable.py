@@ -12,8 +12,9 @@ decides who sees it:
   activity) or while the 404 / 403 page renders: Django turns the exception into a
   500 at that middleware's own layer (``convert_exception_to_response`` wraps each
   one), so no outer ``try`` ever sees it. It does send ``got_request_exception``
-  first: the receiver below marks the request, and the middleware replaces the 500
-  on its way out.
+  first: the receiver below marks the request (and empties its session, so the
+  other middlewares do not wait for the database again), and the middleware
+  replaces the response on its way out.
 
 The middleware therefore sits before every middleware that may read the database
 (the session's), and after those that only add headers (security, CSP), which
@@ -30,6 +31,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
@@ -98,8 +100,16 @@ def _log(request: HttpRequest, exc: BaseException) -> None:
 def _mark_request(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
     """``got_request_exception`` is sent inside the ``except`` block that caught it."""
     exc = sys.exception()
-    if request is not None and is_database_unavailable(exc):
-        setattr(request, _MARK, exc)
+    if request is None or not is_database_unavailable(exc):
+        return
+    setattr(request, _MARK, exc)
+    if hasattr(request, "session"):
+        # The outer middlewares go on with the 500 and read the session again (the
+        # signed-in user): each read would wait for the pool's timeout once more.
+        # An empty session reads nothing. Their response is replaced anyway, cookies
+        # included, so the visitor's session is left as it is.
+        store = import_module(settings.SESSION_ENGINE).SessionStore
+        request.session = store(None)
 
 
 got_request_exception.connect(_mark_request, dispatch_uid="accounts.unavailable")
@@ -112,7 +122,7 @@ class DatabaseUnavailableMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         exc = getattr(request, _MARK, None)
-        if exc is not None and response.status_code >= 500:
+        if exc is not None:  # whatever the middlewares made of the 500 since
             _log(request, exc)
             return unavailable_response(request)
         return response

@@ -115,13 +115,23 @@ def test_the_session_middleware_failing_is_a_503_not_a_500(
     has no such listener.)"""
     from django.contrib.sessions.backends.db import SessionStore
 
+    reads = []
+
     def fail(self: Any) -> Any:
+        reads.append(self.session_key)
         raise OperationalError("the database system is shutting down")
 
     monkeypatch.setattr(SessionStore, "_get_session_from_db", fail)
     auth_client.raise_request_exception = False
-    html = assert_unavailable_page(auth_client.get("/settings/"))
+    session_key = auth_client.cookies["sessionid"].value
+    response = auth_client.get("/settings/")
+    html = assert_unavailable_page(response)
     assert "Sign out" not in html  # nothing read from the session that failed
+    # Read once: the other middlewares do not wait for the database again.
+    assert reads == [session_key]
+    # The visitor's session cookie is left alone.
+    assert "sessionid" not in response.cookies
+    assert auth_client.cookies["sessionid"].value == session_key
 
 
 def test_debug_on_still_shows_no_traceback(

@@ -53,7 +53,7 @@ _MARK = "_database_unavailable"
 try:  # psycopg's pool (PostgreSQL); Django normally wraps its timeout already.
     from psycopg_pool import PoolTimeout
 except ImportError:  # pragma: no cover - SQLite-only installs
-    UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+    UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 else:
     UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 

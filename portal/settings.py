@@ -207,12 +207,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache ----------------------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
+CACHES: dict[str, dict]
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache that serves from this process's memory while Redis
+            # cannot be reached (accounts.cache).
+            "BACKEND": "accounts.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "portal",
+            "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", "portal"),
+            # Seconds to wait for Redis before serving from memory.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:

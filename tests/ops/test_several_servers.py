@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import redis
-from django.contrib.auth.models import Group
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
@@ -86,7 +85,6 @@ def test_two_servers_share_sessions_policy_limits_and_suspensions(
     server_password(alice, PASSWORD)
     server_password(user_factory(username="carol"), PASSWORD)
     operator = user_factory(username="op", is_staff=True, is_superuser=True)
-    operator.groups.add(Group.objects.get(name="Operators"))
     TOTPDevice.objects.create(user=operator, name="Staff app", confirmed=True)
     token = make_token(operator, ["management"])
 

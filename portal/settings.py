@@ -125,6 +125,9 @@ MIDDLEWARE = [
     "portal.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # A database that cannot be reached answers 503, not 500: before the first
+    # middleware that may read it (sessions), after those that only add headers.
+    "accounts.unavailable.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -186,17 +189,25 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
 if _db["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg's connection pool; Django requires CONN_MAX_AGE = 0 with it.
+    # psycopg's connection pool; Django requires CONN_MAX_AGE = 0 with it. With
+    # CONN_HEALTH_CHECKS on (above), Django gives the pool
+    # ``check=ConnectionPool.check_connection``: a connection broken by a restart of
+    # PostgreSQL is dropped before it is handed out, and the pool reconnects by
+    # itself. A request waits at most DATABASE_POOL_TIMEOUT seconds for a
+    # connection, then gets a 503 (accounts.unavailable).
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1),
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
-        "timeout": 10,
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # Seconds a writer waits for another's lock before "database is locked"
+            # (then a 503, accounts.unavailable).
+            "timeout": 20,
         }
     )
 DATABASES = {"default": _db}
@@ -205,12 +216,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache ----------------------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
+CACHES: dict[str, dict]
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache that serves from this process's memory while Redis
+            # cannot be reached (accounts.cache).
+            "BACKEND": "accounts.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "portal",
+            "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", "portal"),
+            # Seconds to wait for Redis before serving from memory.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:

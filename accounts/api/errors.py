@@ -24,6 +24,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from accounts.flows.errors import FlowError, ReauthenticationRequired
 from accounts.policy import FieldOff, PolicyDenied
+from accounts.unavailable import UNAVAILABLE_ERRORS, unavailable_response
 
 API_PREFIX = "/api/"
 
@@ -43,7 +44,7 @@ def error_response(
     return response
 
 
-def _status_message(status: int) -> tuple[str, str]:
+def status_message(status: int) -> tuple[str, str]:
     if status == 401:
         return "unauthenticated", _("Sign in or send a valid access token.")
     if status == 403:
@@ -58,13 +59,17 @@ def _status_message(status: int) -> tuple[str, str]:
         return "unsupported_media_type", _("Send JSON (or a form for file uploads).")
     if status == 429:
         return "rate_limited", _("Too many attempts. Please wait a moment and try again.")
+    if status == 503:
+        return "service_unavailable", _(
+            "The service is briefly unavailable. Please try again in a moment."
+        )
     if status >= 500:
         return "server_error", _("Something went wrong on our side. Nothing was changed.")
     return "bad_request", _("The request could not be read.")
 
 
 def unauthenticated() -> JsonResponse:
-    code, message = _status_message(401)
+    code, message = status_message(401)
     return error_response(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="api"'})
 
 
@@ -140,28 +145,34 @@ def _flow_error(request: HttpRequest, exc: FlowError) -> HttpResponse:
     retry_after = getattr(exc, "retry_after", None)
     if exc.status == 429 and retry_after:
         headers["Retry-After"] = str(retry_after)
-    message = exc.message or _status_message(exc.status)[1]
+    message = exc.message or status_message(exc.status)[1]
     return error_response(exc.status, exc.code, message, headers=headers)
 
 
 def _permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     code = getattr(exc, "code", "forbidden") if isinstance(exc, PolicyDenied) else "forbidden"
-    message = str(exc) or _status_message(403)[1]
+    message = str(exc) or status_message(403)[1]
     return error_response(403, code, message)
 
 
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     if isinstance(exc, FieldOff):
         return error_response(404, FieldOff.code, _("This setting is not available on this site."))
-    return error_response(404, *_status_message(404))
+    return error_response(404, *status_message(404))
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     status = exc.status_code
-    code, message = _status_message(status)
+    code, message = status_message(status)
     if status == 403 and "csrf" in str(exc).lower():
         code, message = "csrf_failed", _("The CSRF token is missing or wrong. Reload and retry.")
     return error_response(status, code, message)
+
+
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Ninja answers an exception it has no handler for with a traceback (debug) or
+    # lets Django answer 500: a database that cannot be reached is a 503 instead.
+    return unavailable_response(request)
 
 
 def _ninja_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
@@ -177,6 +188,7 @@ def install(api: NinjaAPI) -> None:
         (NinjaValidationError, _ninja_validation),
         (DjangoValidationError, lambda request, exc: _django_validation(exc)),
         (AuthenticationError, lambda request, exc: unauthenticated()),
+        *((error, _database_unavailable) for error in UNAVAILABLE_ERRORS),
     ]
     for exc_class, handler in handlers:
         api.add_exception_handler(exc_class, handler)
@@ -194,7 +206,7 @@ class ApiErrorShapeMiddleware(MiddlewareMixin):
             or response.get("Content-Type", "").startswith("application/json")
         ):
             return response
-        code, message = _status_message(response.status_code)
+        code, message = status_message(response.status_code)
         shaped = error_response(response.status_code, code, message)
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):
             if header in response:

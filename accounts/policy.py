@@ -109,12 +109,18 @@ def load_policy() -> Policy:
         return Policy(enabled=cached["enabled"], modes=cached["modes"])
     row = AccountPolicy.objects.filter(pk=1).first()
     policy = Policy.from_row(row) if row is not None else Policy()
-    store_policy(policy)
+    # ``add``, not ``set``: a row read just before another process committed a change
+    # must not replace the copy that process stores after its commit.
+    store_policy(policy, replace=False)
     return policy
 
 
-def store_policy(policy: Policy) -> None:
-    cache.set(CACHE_KEY, {"enabled": policy.enabled, "modes": dict(policy.modes)}, _cache_timeout())
+def store_policy(policy: Policy, *, replace: bool = True) -> None:
+    value = {"enabled": policy.enabled, "modes": dict(policy.modes)}
+    if replace:
+        cache.set(CACHE_KEY, value, _cache_timeout())
+    else:
+        cache.add(CACHE_KEY, value, _cache_timeout())
 
 
 def forget_policy() -> None:

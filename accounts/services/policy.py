@@ -40,10 +40,12 @@ def policy_update(*, ctx: Actor | None, values: dict[str, Any]) -> AccountPolicy
         subject=None,
         data={"before": before, "after": after, "changed": changed},
     )
-    # Forget the cached copy now and again after commit, so no request caches the
-    # old row between the two.
+    # Forget the cached copy now, and store the saved row after commit: other
+    # processes only ``add`` what they read, so a copy of the old row read before the
+    # commit cannot outlive it.
     policy_module.forget_policy()
-    transaction.on_commit(policy_module.forget_policy)
+    saved = policy_module.Policy.from_row(row)
+    transaction.on_commit(lambda: policy_module.store_policy(saved))
     return row
 
 

@@ -295,6 +295,25 @@ def test_saving_replaces_the_cached_policy_at_once() -> None:
     assert not get_policy().editable("email")
 
 
+def test_a_copy_read_before_a_change_does_not_outlive_it() -> None:
+    # A request finds no cached copy and reads the row; meanwhile another process
+    # commits a change and stores it; the request then stores the row it read.
+    from unittest import mock
+
+    policy_module.forget_policy()
+    stale = AccountPolicy.objects.get_or_create(pk=1)[0]
+
+    def read_then_change(*args: Any, **kwargs: Any) -> Any:
+        policy_update(ctx=None, values={"email": "read_only"})  # stores after commit
+        query = mock.Mock()
+        query.first.return_value = stale
+        return query
+
+    with mock.patch.object(policy_module.AccountPolicy.objects, "filter", read_then_change):
+        assert policy_module.load_policy().mode("email") == "edit"  # what it read
+    assert get_policy().mode("email") == "read_only"
+
+
 def test_local_memory_cache_expires_within_seconds(settings: Any) -> None:
     settings.POLICY_LOCAL_CACHE_SECONDS = 3
     assert policy_module._cache_timeout() == 3
@@ -433,7 +452,7 @@ def test_shared_cache_is_replaced_on_save_for_every_process(settings: Any) -> No
     # Another process reading Redis after the save sees the new row.
     policy_update(ctx=None, values={"phone": "off"})
     other_process_cache = caches.create_connection("default")
-    assert other_process_cache.get(policy_module.CACHE_KEY) is None
+    assert other_process_cache.get(policy_module.CACHE_KEY)["modes"]["phone"] == "off"
     assert get_policy().mode("phone") == "off"
     assert other_process_cache.get(policy_module.CACHE_KEY)["modes"]["phone"] == "off"
     caches["default"].delete(policy_module.CACHE_KEY)

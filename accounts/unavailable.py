@@ -92,8 +92,10 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
 
 
 def _log(request: HttpRequest, exc: BaseException) -> None:
+    from portal.logs import route_of  # the route, never the path (it may carry a key)
+
     logger.warning(
-        "Database unavailable, answered 503 to %s %s: %s", request.method, request.path, exc
+        "Database unavailable, answered 503 to %s %s: %s", request.method, route_of(request), exc
     )
 
 

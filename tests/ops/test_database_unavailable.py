@@ -89,7 +89,7 @@ def test_a_locked_database_in_a_view_is_the_unavailable_page(caplog: Any) -> Non
     assert "The site cannot reach its data for a moment. Please try again in a few seconds." in html
     (record,) = [r for r in caplog.records if r.name == "accounts.unavailable"]
     assert record.getMessage() == (
-        "Database unavailable, answered 503 to GET /ops-test/locked/: database is locked"
+        "Database unavailable, answered 503 to GET ops-test/locked/: database is locked"
     )
 
 

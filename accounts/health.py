@@ -151,7 +151,7 @@ def _is_verified_staff(request: HttpRequest) -> bool:
         user.is_authenticated
         and user.is_active
         and (user.is_staff or user.is_superuser)
-        and user.is_verified()  # type: ignore[union-attr]
+        and user.is_verified()  # type: ignore[attr-defined]
     )
 
 

@@ -86,7 +86,7 @@ class JsonAtoms(dict[str, Any]):
     may hold quotes, backslashes or line breaks), numbers bare, missing ones null."""
 
     def __getitem__(self, key: str) -> str:
-        value = self.get(key.lower() if key.startswith("{") else key)
+        value: Any = self.get(key.lower() if key.startswith("{") else key)
         if key in _NUMBERS:
             try:
                 return json.dumps(int(value))

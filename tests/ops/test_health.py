@@ -19,7 +19,7 @@ from tests.conftest import staff_signed_in
 
 TOKEN = "health-token-for-the-tests-0123456789"
 ALL_OK = {"database": "ok", "cache": "ok", "migrations": "ok", "task_queue": "ok"}
-BEARER = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class DownCache(BaseCache):
@@ -101,7 +101,7 @@ def test_ready_anonymous_gets_only_the_status(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_ready_token_holder_gets_every_check(client: Client) -> None:
-    response = client.get("/health/ready", **BEARER)
+    response = client.get("/health/ready", headers=BEARER)
     assert response.status_code == 200
     assert body(response) == {"status": "ok", "checks": ALL_OK}
 
@@ -129,7 +129,7 @@ def test_ready_answers_whatever_host_the_load_balancer_sends(client: Client) -> 
 @pytest.mark.django_db
 def test_cache_down(client: Client, settings: Any) -> None:
     settings.CACHES = {"default": {"BACKEND": "tests.ops.test_health.DownCache"}}
-    detailed = client.get("/health/ready", **BEARER)
+    detailed = client.get("/health/ready", headers=BEARER)
     assert detailed.status_code == 503
     assert body(detailed) == {
         "status": "unavailable",
@@ -149,7 +149,7 @@ def _leaf_migration() -> str:
 def test_unapplied_migration(client: Client) -> None:
     name = _leaf_migration()
     MigrationRecorder(connection).record_unapplied("accounts", name)
-    detailed = client.get("/health/ready", **BEARER)
+    detailed = client.get("/health/ready", headers=BEARER)
     assert detailed.status_code == 503
     assert body(detailed) == {
         "status": "unavailable",
@@ -167,7 +167,7 @@ def test_database_error(client: Client, monkeypatch: pytest.MonkeyPatch) -> None
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(CursorWrapper, "execute", refuse)
-    detailed = client.get("/health/ready", **BEARER)
+    detailed = client.get("/health/ready", headers=BEARER)
     anonymous = client.get("/health/ready")
     monkeypatch.undo()
     assert detailed.status_code == 503
@@ -193,7 +193,7 @@ def test_task_queue_table_missing(
 
     # One request per test: on PostgreSQL the failed query ends the test's transaction.
     monkeypatch.setattr(DBTaskResult._meta, "db_table", "django_tasks_missing")
-    response = client.get("/health/ready", **(BEARER if with_token else {}))
+    response = client.get("/health/ready", headers=BEARER if with_token else {})
     assert response.status_code == 503
     if not with_token:
         assert body(response) == {"status": "unavailable"}
@@ -316,6 +316,6 @@ def test_neither_answer_opens_a_session(client: Client) -> None:
     from django.contrib.sessions.models import Session
 
     client.get("/health/live")
-    client.get("/health/ready", **BEARER)
+    client.get("/health/ready", headers=BEARER)
     assert Session.objects.count() == 0
     assert client.cookies == {}

@@ -74,16 +74,14 @@ run: setup
 # The production server: debug off whatever the environment says, settings checked
 # first (portal/preflight.py), gunicorn configured by portal/gunicorn.conf.py (HOST,
 # PORT, WEB_CONCURRENCY...), the task worker beside it and stopped with it.
-serve: export DJANGO_DEBUG = 0
-serve: export HOST := $(HOST)
-serve: export PORT := $(PORT)
+SERVE_ENV = DJANGO_DEBUG=0 HOST=$(HOST) PORT=$(PORT)
 serve: setup
-	@$(PY) -m portal.preflight
-	$(PY) manage.py migrate --no-input
-	$(PY) manage.py collectstatic --no-input -v 0
-	@$(PY) manage.py db_worker & worker=$$!; \
+	@$(SERVE_ENV) $(PY) -m portal.preflight
+	$(SERVE_ENV) $(PY) manage.py migrate --no-input
+	$(SERVE_ENV) $(PY) manage.py collectstatic --no-input -v 0
+	@$(SERVE_ENV) $(PY) manage.py db_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	$(PY) -m gunicorn -c portal/gunicorn.conf.py portal.wsgi:application
+	$(SERVE_ENV) $(PY) -m gunicorn -c portal/gunicorn.conf.py portal.wsgi:application
 
 test: setup $(NODE_STAMPS)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ GUNICORN_KEEPALIVE     seconds an idle keep-alive connection stays open (5; gthr
 GUNICORN_MAX_REQUESTS  requests after which a worker is replaced (2000; 0: never)
 GUNICORN_ACCESS_LOG    set (1, or a file path) to write gunicorn's JSON access log
 GUNICORN_LOG_LEVEL     level of gunicorn's own log on stderr (info)
+GUNICORN_CONTROL_SOCKET  path of gunicorn's control socket (gunicornc); none if unset
 
 A graceful restart (new code, same socket, requests in flight finish) is gunicorn's
 own: send HUP to the master process.
@@ -58,6 +59,14 @@ proc_name = "portal"
 # database pool or Redis connection made while loading is shared between processes,
 # and a HUP loads the new code (a preloaded application would keep the old one).
 preload_app = False
+# gunicorn's control socket (gunicornc) only where asked for: its default path is one
+# per user, which a second server on the same machine would take over.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if _control_socket:
+    control_socket = _control_socket
+else:
+    control_socket_disable = True
+
 # gunicorn's own messages on stderr.
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

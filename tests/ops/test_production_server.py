@@ -39,6 +39,7 @@ def load_config(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
         "GUNICORN_WORKERS",
         "GUNICORN_THREADS",
         "GUNICORN_ACCESS_LOG",
+        "GUNICORN_CONTROL_SOCKET",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -112,6 +113,7 @@ def test_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.preload_app is False
     assert config.accesslog is None
     assert config.errorlog == "-"
+    assert config.control_socket_disable is True
 
 
 def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,6 +123,9 @@ def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.bind == "0.0.0.0:9000"
     assert config.workers == 3
     assert config.accesslog == "-"
+    config = load_config(monkeypatch, GUNICORN_CONTROL_SOCKET="/run/portal/gunicorn.ctl")
+    assert config.control_socket == "/run/portal/gunicorn.ctl"
+    assert not hasattr(config, "control_socket_disable")
     config = load_config(monkeypatch, WEB_CONCURRENCY="6", GUNICORN_WORKERS="3")
     assert config.workers == 6
 

@@ -20,10 +20,12 @@ PYTHON ?= $(shell for c in python3.13 python3.12 \
 	  fi; \
 	done)
 
-.PHONY: help run test test-fast setup lint typecheck messages check-python clean
+.PHONY: help run serve test test-fast setup lint typecheck messages check-python clean
 
 help:
 	@echo "make run    set up, migrate, create demo accounts and serve on http://$(HOST):$(PORT)"
+	@echo "make serve  the production server: migrate, collect static files, task worker"
+	@echo "            and gunicorn on HOST:PORT (DJANGO_DEBUG=0; see Production in README.md)"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make test-fast  the suite without the browser tests"
 	@echo "make lint   ruff and mypy"
@@ -68,6 +70,18 @@ run: setup
 	@$(PY) manage.py db_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The production server: debug off whatever the environment says, settings checked
+# first (portal/preflight.py), gunicorn configured by portal/gunicorn.conf.py (HOST,
+# PORT, WEB_CONCURRENCY...), the task worker beside it and stopped with it.
+SERVE_ENV = DJANGO_DEBUG=0 HOST=$(HOST) PORT=$(PORT)
+serve: setup
+	@$(SERVE_ENV) $(PY) -m portal.preflight
+	$(SERVE_ENV) $(PY) manage.py migrate --no-input
+	$(SERVE_ENV) $(PY) manage.py collectstatic --no-input -v 0
+	@$(SERVE_ENV) $(PY) manage.py db_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(SERVE_ENV) $(PY) -m gunicorn -c portal/gunicorn.conf.py portal.wsgi:application
 
 test: setup $(NODE_STAMPS)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -124,6 +124,10 @@ MIDDLEWARE = [
     # as for any unknown address, so the page's existence is not told.
     "portal.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files with hashed names, before anything reads the session.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # /health/live and /health/ready, answered before sessions, locale and the gates.
+    "accounts.health.HealthMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # A database that cannot be reached answers 503, not 500: before the first
     # middleware that may read it (sessions), after those that only add headers.
@@ -391,6 +395,20 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or VAR_DIR / "media")
 # Serve uploaded avatars from Django itself (turn off when the web server does).
 SERVE_MEDIA = env_bool("DJANGO_SERVE_MEDIA", default=True)
+# With debug off, `collectstatic` writes each file under a name holding a hash of its
+# content (plus a gzip copy) and WhiteNoise serves them with a year-long cache. With
+# debug on (development, and the test suite, which switches DEBUG off only at run
+# time) files come straight from the apps' folders, no manifest needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # Seconds a per-process (local memory) cache keeps the field policy; with a shared
 # cache (REDIS_URL) a save reaches every process at once.
@@ -497,6 +515,14 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     if env_bool("DJANGO_BEHIND_PROXY"):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# A load balancer probes the app servers' health endpoints over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)$"]
+
+# --- Health endpoints (accounts.health) ---------------------------------------
+
+# Callers sending "Authorization: Bearer <HEALTH_TOKEN>" see which readiness check
+# failed and why; others only the status (unless debug is on). Empty: nobody by token.
+HEALTH_TOKEN = env_str("HEALTH_TOKEN")
 
 # --- Metrics (Prometheus) ----------------------------------------------------
 

@@ -109,3 +109,23 @@ class JsonAccessLogger(Logger):
 
 
 logger_class = JsonAccessLogger
+
+
+# Prometheus in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, see portal.metrics): each
+# worker writes its figures to files in that folder. Emptied when the server starts
+# (figures of a previous run would be added to this one's); a worker that exits is
+# marked dead so its gauges stop counting.
+def on_starting(server: Any) -> None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

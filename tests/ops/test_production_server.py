@@ -261,13 +261,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def gunicorn(production: SimpleNamespace) -> Iterator[SimpleNamespace]:
+def gunicorn(production: SimpleNamespace, tmp_path: Path) -> Iterator[SimpleNamespace]:
     port = _free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"left by an earlier run")
     env = {
         **production.env,
         "HOST": HOST,
         "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "METRICS_TOKEN": "scrape-token-for-the-test",
         "GUNICORN_ACCESS_LOG": "1",
         "GUNICORN_LOG_LEVEL": "warning",
     }
@@ -289,7 +294,7 @@ def gunicorn(production: SimpleNamespace) -> Iterator[SimpleNamespace]:
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start within 60 s"
                 time.sleep(0.1)
-        yield SimpleNamespace(port=port, process=process)
+        yield SimpleNamespace(port=port, process=process, metrics_dir=metrics_dir)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -334,6 +339,15 @@ def test_gunicorn_serves_health_and_hashed_static_files(
     assert status == 200
     assert f'href="/static/{hashed}"'.encode() in page
 
+    # /metrics adds up both workers' figures (PROMETHEUS_MULTIPROC_DIR, emptied of the
+    # earlier run's files when the server started).
+    assert not (gunicorn.metrics_dir / "counter_999999.db").exists()
+    status, _headers, body = fetch(
+        gunicorn.port, "/metrics", Authorization="Bearer scrape-token-for-the-test"
+    )
+    assert status == 200
+    assert "django_http_requests_before_middlewares_total 6.0" in body.decode()
+
     # gunicorn's access log (GUNICORN_ACCESS_LOG=1): a JSON object a line on stdout.
     gunicorn.process.send_signal(signal.SIGTERM)
     out, _err = gunicorn.process.communicate(timeout=30)
@@ -342,6 +356,7 @@ def test_gunicorn_serves_health_and_hashed_static_files(
         ("GET", 200),
         ("GET", 200),
         ("GET", 301),
+        ("GET", 200),
         ("GET", 200),
         ("GET", 200),
     ]

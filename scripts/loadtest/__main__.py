@@ -235,7 +235,7 @@ def analyse(args: argparse.Namespace, data: dict[str, Any], faults: Faults) -> d
         fault_at = faults.done[0]["began"]
         back_at = faults.done[-1]["ended"]
         recovery = report.recovery(data["records"], fault_at, back_at)
-        if recovery["recovered_after_s"] is not None:
+        if recovery["errors_after_fault"] and recovery["recovered_after_s"] is not None:
             recovery["recovered_after_fault_s"] = round(
                 recovery["recovered_after_s"] + back_at - fault_at, 1
             )
@@ -269,7 +269,9 @@ def print_report(result: dict[str, Any], out: Path) -> None:
         rec = result["recovery"]
         errors = ", ".join(f"{k}: {v}" for k, v in rec["errors_after_fault"].items()) or "none"
         print(f"errors from the fault on: {errors}")
-        if rec["recovered"]:
+        if not rec["errors_after_fault"]:
+            print("recovered: nothing failed after the fault")
+        elif rec["recovered"]:
             print(
                 f"recovered: {rec['recovered_after_s']} s after the cause was removed "
                 f"({rec.get('recovered_after_fault_s')} s after the fault began; steady = "

@@ -52,16 +52,20 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 def _pg_bindir() -> Path:
+    """The folder of initdb, pg_ctl and createdb (``initdb`` on the PATH may be a
+    lone link to it)."""
     found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
-    candidates = sorted(
+    candidates = [str(Path(found).resolve())] if found else []
+    candidates += sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
         key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+        reverse=True,
     )
-    if not candidates:
-        raise SetupError("initdb was not found: install PostgreSQL's server package")
-    return Path(candidates[-1]).parent
+    for candidate in candidates:
+        folder = Path(candidate).parent
+        if all((folder / tool).exists() for tool in ("pg_ctl", "createdb")):
+            return folder
+    raise SetupError("initdb, pg_ctl and createdb were not found: install PostgreSQL's server")
 
 
 class Postgres:

@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import local  # noqa: E402
-import report  # noqa: E402
+import local
+import report
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ["baseline", "pg-restart", "redis-restart", "kill-worker", "sqlite"]
@@ -140,7 +140,9 @@ class Faults:
                     note = action()
                 except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                     note = f"FAILED: {exc}"
-                self.done.append({"label": label, "began": began, "ended": time.time(), "note": note})
+                self.done.append(
+                    {"label": label, "began": began, "ended": time.time(), "note": note}
+                )
                 print(f"[{began - t0:6.1f} s] {label}: {note}", flush=True)
 
         self._thread = threading.Thread(target=run, daemon=True)
@@ -197,7 +199,9 @@ def run_locust(args: argparse.Namespace, host: str, password: str, out: Path, ta
             if process.poll() is None:
                 process.kill()
     if code != 0 or not records_file.exists():
-        raise local.SetupError(f"locust exited {code}; see {log_path}:\n{log_path.read_text()[-3000:]}")
+        raise local.SetupError(
+            f"locust exited {code}; see {log_path}:\n{log_path.read_text()[-3000:]}"
+        )
     data: dict[str, Any] = json.loads(records_file.read_text())
     return data
 
@@ -209,19 +213,28 @@ def fault_plan(args: argparse.Namespace, faults: Faults, stack: dict[str, Any]) 
         if args.pg_restart_cmd:
             faults.add(at, "restart PostgreSQL", shell(args.pg_restart_cmd))
         else:
-            faults.add(at, "restart PostgreSQL", lambda: (pg.restart(), "pg_ctl restart -m fast")[1])
+            faults.add(
+                at, "restart PostgreSQL", lambda: (pg.restart(), "pg_ctl restart -m fast")[1]
+            )
     elif args.scenario == "redis-restart":
         if args.redis_stop_cmd:
             faults.add(at, "stop Redis", shell(args.redis_stop_cmd))
             faults.add(at + args.outage, "start Redis", shell(args.redis_start_cmd))
         else:
             faults.add(at, "stop Redis", lambda: (redis.stop(), "redis-server stopped")[1])
-            faults.add(at + args.outage, "start Redis", lambda: (redis.start(), "redis-server started")[1])
+            faults.add(
+                at + args.outage, "start Redis", lambda: (redis.start(), "redis-server started")[1]
+            )
     elif args.scenario == "kill-worker":
         if args.kill_worker_cmd:
             faults.add(at, "kill a worker", shell(args.kill_worker_cmd))
         else:
-            faults.add(at, "kill a worker", lambda: f"SIGKILL to pid {server.kill_one_worker()}")
+
+            def kill() -> str:
+                pid, busy = server.kill_one_worker()
+                return f"SIGKILL to pid {pid} ({'serving a request' if busy else 'idle'})"
+
+            faults.add(at, "kill a worker", kill)
 
 
 def analyse(args: argparse.Namespace, data: dict[str, Any], faults: Faults) -> dict[str, Any]:
@@ -284,9 +297,7 @@ def print_report(result: dict[str, Any], out: Path) -> None:
     if "server_error_log" in result:
         print(f"server error output: {result['server_error_log']}")
     if "rss_start" in result:
-        print(
-            f"worker memory (RSS, MB): start {result['rss_start']}, end {result['rss_end']}"
-        )
+        print(f"worker memory (RSS, MB): start {result['rss_start']}, end {result['rss_end']}")
     print(f"stale reads (the profile page did not show a saved name): {result['stale_reads']}")
     writes = result.get("writes")
     if writes is None:
@@ -334,10 +345,14 @@ def _run(args: argparse.Namespace, folder: Path, out: Path, password: str, tag: 
     if args.host:
         host = args.host.rstrip("/")
         if not password:
-            raise SystemExit("Set LOADTEST_PASSWORD to the accounts' password (manage.py loadtest_users).")
-        manage_env = {k: v for k, v in os.environ.items()}
+            raise SystemExit(
+                "Set LOADTEST_PASSWORD to the accounts' password (manage.py loadtest_users)."
+            )
+        manage_env = dict(os.environ)
         if args.seed:
-            _manage(manage_env, "loadtest_users", "--count", str(args.users), "--prefix", args.prefix)
+            _manage(
+                manage_env, "loadtest_users", "--count", str(args.users), "--prefix", args.prefix
+            )
         server_note = f"{host} (a deployment)"
     else:
         password = password or secrets.token_urlsafe(18)

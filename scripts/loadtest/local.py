@@ -4,6 +4,7 @@ and the production server (gunicorn, debug off), all in a temporary folder."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -30,7 +31,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, seconds: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, seconds: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + seconds
     while True:
         if process is not None and process.poll() is not None:
@@ -117,10 +120,8 @@ class Postgres:
 
     def stop(self) -> None:
         if self.data.exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._pg_ctl("stop", "-w", "-m", "immediate")
-            except subprocess.CalledProcessError:
-                pass
 
 
 class Redis:
@@ -153,6 +154,15 @@ class Redis:
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = None
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (R running, S sleeping…), from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[0]
 
 
 class Gunicorn:
@@ -241,12 +251,21 @@ class Gunicorn:
                     sizes.append(round(int(line.split()[1]) / 1024, 1))
         return sizes
 
-    def kill_one_worker(self) -> int:
-        pids = self.worker_pids()
-        if not pids:
-            raise SetupError("no gunicorn worker to kill")
-        os.kill(pids[0], signal.SIGKILL)
-        return pids[0]
+    def kill_one_worker(self, wait: float = 3.0) -> tuple[int, bool]:
+        """SIGKILLs a worker, one that is running (serving a request) if one is seen
+        within ``wait`` seconds, the crash that costs most; returns its pid and
+        whether it was busy."""
+        deadline = time.monotonic() + wait
+        while True:
+            pids = self.worker_pids()
+            if not pids:
+                raise SetupError("no gunicorn worker to kill")
+            busy = [pid for pid in pids if _state(pid) == "R"]
+            if busy or time.monotonic() > deadline:
+                victim = (busy or pids)[0]
+                os.kill(victim, signal.SIGKILL)
+                return victim, bool(busy)
+            time.sleep(0.005)
 
     def stop(self) -> None:
         if self.process is None:

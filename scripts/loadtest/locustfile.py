@@ -215,7 +215,7 @@ class AccountUser(HttpUser):
             if not self.signed_in:
                 return
         self.save_name()
-        if random.random() < RELOGIN:
+        if random.random() < RELOGIN:  # noqa: S311 - not a secret
             self.wait()
             self.sign_out()
 

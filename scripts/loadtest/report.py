@@ -59,14 +59,17 @@ def summarize(records: list[list[Any]]) -> dict[str, Any]:
 def recovery(
     records: list[list[Any]], fault_at: float, back_at: float, steady: float = STEADY_SECONDS
 ) -> dict[str, Any]:
-    """Errors from the fault on, and when requests succeeded steadily again.
+    """Errors from the fault on, and when requests succeeded steadily again, by the
+    time each answer came (or the request failed).
 
     ``fault_at`` is when the fault began (epoch seconds), ``back_at`` when its cause
     was removed (the same moment for a restart or a killed worker; the restart of
     Redis for an outage). ``recovered_after_s`` counts from ``back_at`` to the start
     of the first run of successes lasting ``steady`` seconds with no error, after
     the first error, not before ``back_at``; 0 when nothing failed."""
-    after = sorted((r for r in records if r[0] >= fault_at), key=lambda r: r[0])
+    # By the time each answer came: a request sent just before the fault can fail by it.
+    ended = [[r[0] + float(r[1]) / 1000, *r[1:]] for r in records]
+    after = sorted((r for r in ended if r[0] >= fault_at), key=lambda r: r[0])
     errors = Counter(r[3] for r in after if r[3] != "ok")
     result: dict[str, Any] = {
         "errors_after_fault": dict(sorted(errors.items())),

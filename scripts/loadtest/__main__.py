@@ -207,34 +207,45 @@ def run_locust(args: argparse.Namespace, host: str, password: str, out: Path, ta
 
 
 def fault_plan(args: argparse.Namespace, faults: Faults, stack: dict[str, Any]) -> None:
-    pg, redis, server = stack.get("pg"), stack.get("redis"), stack.get("server")
+    """The scenario's faults: the operator's commands, or the local stack's own."""
+
+    def pg_restart() -> str:
+        stack["pg"].restart()
+        return "pg_ctl restart -m fast"
+
+    def redis_stop() -> str:
+        stack["redis"].stop()
+        return "redis-server stopped"
+
+    def redis_start() -> str:
+        stack["redis"].start()
+        return "redis-server started"
+
+    def kill_worker() -> str:
+        pid, busy = stack["server"].kill_one_worker()
+        return f"SIGKILL to pid {pid} ({'serving a request' if busy else 'idle'})"
+
     at = args.fault_at
     if args.scenario == "pg-restart":
-        if args.pg_restart_cmd:
-            faults.add(at, "restart PostgreSQL", shell(args.pg_restart_cmd))
-        else:
-            faults.add(
-                at, "restart PostgreSQL", lambda: (pg.restart(), "pg_ctl restart -m fast")[1]
-            )
+        faults.add(
+            at,
+            "restart PostgreSQL",
+            shell(args.pg_restart_cmd) if args.pg_restart_cmd else pg_restart,
+        )
     elif args.scenario == "redis-restart":
-        if args.redis_stop_cmd:
-            faults.add(at, "stop Redis", shell(args.redis_stop_cmd))
-            faults.add(at + args.outage, "start Redis", shell(args.redis_start_cmd))
-        else:
-            faults.add(at, "stop Redis", lambda: (redis.stop(), "redis-server stopped")[1])
-            faults.add(
-                at + args.outage, "start Redis", lambda: (redis.start(), "redis-server started")[1]
-            )
+        remote = bool(args.redis_stop_cmd)
+        faults.add(at, "stop Redis", shell(args.redis_stop_cmd) if remote else redis_stop)
+        faults.add(
+            at + args.outage,
+            "start Redis",
+            shell(args.redis_start_cmd) if remote else redis_start,
+        )
     elif args.scenario == "kill-worker":
-        if args.kill_worker_cmd:
-            faults.add(at, "kill a worker", shell(args.kill_worker_cmd))
-        else:
-
-            def kill() -> str:
-                pid, busy = server.kill_one_worker()
-                return f"SIGKILL to pid {pid} ({'serving a request' if busy else 'idle'})"
-
-            faults.add(at, "kill a worker", kill)
+        faults.add(
+            at,
+            "kill a worker",
+            shell(args.kill_worker_cmd) if args.kill_worker_cmd else kill_worker,
+        )
 
 
 def analyse(args: argparse.Namespace, data: dict[str, Any], faults: Faults) -> dict[str, Any]:
@@ -247,6 +258,9 @@ def analyse(args: argparse.Namespace, data: dict[str, Any], faults: Faults) -> d
     if faults.done:
         fault_at = faults.done[0]["began"]
         back_at = faults.done[-1]["ended"]
+        if args.scenario == "kill-worker":
+            # The action first looks for a busy worker; the fault is the kill.
+            fault_at = back_at
         recovery = report.recovery(data["records"], fault_at, back_at)
         if recovery["errors_after_fault"] and recovery["recovered_after_s"] is not None:
             recovery["recovered_after_fault_s"] = round(

@@ -156,13 +156,37 @@ class Redis:
         self.process = None
 
 
-def _state(pid: int) -> str:
-    """The process's state letter (R running, S sleeping…), from /proc."""
+def _client_sockets(port: int) -> set[str]:
+    """The socket inodes of the established connections to ``port`` (from /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # ESTABLISHED
+                inodes.add(fields[9])
+    return inodes
+
+
+def _sockets_of(pid: int) -> set[str]:
+    """The socket inodes a process holds open."""
+    inodes: set[str] = set()
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[-1].split()[0]
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
 
 
 class Gunicorn:
@@ -251,21 +275,22 @@ class Gunicorn:
                     sizes.append(round(int(line.split()[1]) / 1024, 1))
         return sizes
 
-    def kill_one_worker(self, wait: float = 3.0) -> tuple[int, bool]:
-        """SIGKILLs a worker, one that is running (serving a request) if one is seen
-        within ``wait`` seconds, the crash that costs most; returns its pid and
-        whether it was busy."""
+    def kill_one_worker(self, wait: float = 10.0) -> tuple[int, bool]:
+        """SIGKILLs a worker, one that holds a client's connection (is serving a
+        request) if one is seen within ``wait`` seconds, the crash that costs most;
+        returns its pid and whether it was serving."""
         deadline = time.monotonic() + wait
         while True:
             pids = self.worker_pids()
             if not pids:
                 raise SetupError("no gunicorn worker to kill")
-            busy = [pid for pid in pids if _state(pid) == "R"]
+            clients = _client_sockets(self.port)
+            busy = [pid for pid in pids if clients and _sockets_of(pid) & clients]
             if busy or time.monotonic() > deadline:
                 victim = (busy or pids)[0]
                 os.kill(victim, signal.SIGKILL)
                 return victim, bool(busy)
-            time.sleep(0.005)
+            time.sleep(0.002)
 
     def stop(self) -> None:
         if self.process is None:

@@ -117,8 +117,9 @@ class AccountUser(HttpUser):
         headers = {"Accept-Language": "en"}
         if method == "POST":
             # What a browser sends with a form: Django checks them over HTTPS.
-            headers["Origin"] = self.host.rstrip("/")
-            headers["Referer"] = self.host.rstrip("/") + url
+            origin = (self.host or "").rstrip("/")
+            headers["Origin"] = origin
+            headers["Referer"] = origin + url
         with self.client.request(
             method,
             url,

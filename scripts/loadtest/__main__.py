@@ -390,6 +390,8 @@ def _run(args: argparse.Namespace, folder: Path, out: Path, password: str, tag: 
         server = local.Gunicorn(folder, database_url, redis_url, args.workers)
         print(f"setting up: {server_note}", flush=True)
         server.manage("migrate", "--no-input", "-v", "0")
+        # Debug off: pages link the hashed static names (make serve's own step).
+        server.manage("collectstatic", "--no-input", "-v", "0")
         server.manage(
             "loadtest_users", "--count", str(args.users), "--prefix", args.prefix,
             extra_env={"LOADTEST_PASSWORD": password},

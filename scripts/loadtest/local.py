@@ -240,9 +240,10 @@ class Gunicorn:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "gunicorn", "portal.wsgi:application",
+            sys.executable, "-m", "gunicorn", "-c", "portal/gunicorn.conf.py",
+            "portal.wsgi:application",
             f"--bind={HOST}:{self.port}", f"--workers={self.workers}",
-            "--worker-class=sync", "--timeout=30", "--log-level=warning",
+            "--worker-class=sync", "--log-level=warning",
         ]  # fmt: skip
         with self.errors.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603

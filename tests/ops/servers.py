@@ -6,6 +6,7 @@ that can cut the way to a service, and a private redis-server."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import http.client
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +104,26 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
+_static_root: list[str] = []
+
+
+def collected_static(env: dict[str, str]) -> str:
+    """``collectstatic`` once per test run (debug off: pages link the hashed names),
+    into a folder every test server shares; removed when the run ends."""
+    if not _static_root:
+        folder = tempfile.mkdtemp(prefix="portal-static-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+            cwd=ROOT,
+            env={**env, "DJANGO_STATIC_ROOT": folder},
+            check=True,
+            timeout=600,
+        )
+        _static_root.append(folder)
+    return _static_root[0]
+
+
 @contextmanager
 def gunicorn(folder: Path, **env_overrides: str) -> Iterator[Server]:
     """One gunicorn (one sync worker) with the production settings (debug off)."""
@@ -122,6 +144,7 @@ def gunicorn(folder: Path, **env_overrides: str) -> Iterator[Server]:
         DJANGO_EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     )
     env.update(env_overrides)
+    env["DJANGO_STATIC_ROOT"] = collected_static(env)
     log = folder / f"gunicorn-{port}.log"
     command = [
         sys.executable,

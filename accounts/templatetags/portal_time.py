@@ -61,4 +61,4 @@ def datetext(value: Any, arg: str | None = None) -> str:
 
 def local(value: Any) -> Any:
     """The value in the current time zone, as a template shows it."""
-    return timezone.template_localtime(value)
+    return timezone.template_localtime(value)  # type: ignore[attr-defined]

@@ -65,11 +65,27 @@ class Awkward(forms.Form):
     note = forms.CharField(widget=forms.Textarea, required=False)
     picture = forms.FileField(required=False, widget=forms.ClearableFileInput)
     day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    many = forms.MultipleChoiceField(
+        choices=[("a", "A & a"), ("b", mark_safe("<b>B</b>")), (3, "three")],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "boxes"}),
+        initial=["a", "3"],
+        help_text="Pick some",
+    )
+    grouped = forms.ChoiceField(
+        choices=[("Group <1>", [("x", "X"), ("y", "Y")]), ("z", "Z")],
+        widget=forms.RadioSelect,
+        required=False,
+    )
 
 
 @pytest.mark.parametrize(
     "data",
-    [None, {}, {"text": '<script>"x"</script>', "number": "x", "bare": "not-an-email"}],
+    [
+        None,
+        {},
+        {"text": '<script>"x"</script>', "number": "x", "bare": "not-an-email", "many": ["zz"]},
+        {"many": ["b"], "grouped": "y"},
+    ],
 )
 def test_awkward_fields_are_written_as_their_templates_write_them(data: Any) -> None:
     quick, slow = _both(Awkward, data)
@@ -113,10 +129,16 @@ def test_settings_forms_are_written_as_their_templates_write_them(user: User) ->
         assert "<input" in quick
 
 
-def test_an_overridden_template_wins(settings: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("overridden", ["text.html", "input.html", "attrs.html"])
+def test_an_overridden_template_wins(settings: Any, tmp_path: Path, overridden: str) -> None:
     folder = tmp_path / "django" / "forms" / "widgets"
     folder.mkdir(parents=True)
-    (folder / "text.html").write_text('<input class="ours" name="{{ widget.name }}">')
+    markup = {
+        "text.html": '<input class="ours" name="{{ widget.name }}">',
+        "input.html": '<input class="ours" name="{{ widget.name }}">',
+        "attrs.html": ' class="ours"',
+    }
+    (folder / overridden).write_text(markup[overridden])
     settings.TEMPLATES = [
         {**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}
     ]
@@ -126,4 +148,8 @@ def test_an_overridden_template_wins(settings: Any, tmp_path: Path) -> None:
 
     html = str(One(renderer=PortalFormRenderer())["name"])
 
-    assert html == '<input class="ours" name="name">'
+    assert html == {
+        "text.html": '<input class="ours" name="name">',
+        "input.html": '<input class="ours" name="name">',
+        "attrs.html": '<input type="text" name="name" class="ours">',
+    }[overridden]

@@ -100,6 +100,21 @@ ACTIVITY_ROW = """{% load i18n portal_time %}{% for row in rows %}
 {% endfor %}"""  # noqa: E501
 
 
+TOKEN_ROW = """{% load i18n portal_time portal_urls %}{% for row in rows %}
+<tr>
+<td>{{ row.token.name }}</td>
+<td><code>{{ row.shown_prefix }}</code></td>
+<td>{{ row.token.scopes|join:", " }}</td>
+<td><time datetime="{{ row.token.expires_at|isoformat }}">{{ row.token.expires_at|date:"DATETIME_FORMAT" }}</time></td>
+<td>{% if row.token.last_used_at %}<time datetime="{{ row.token.last_used_at|isoformat }}">{{ row.token.last_used_at|date:"DATETIME_FORMAT" }}</time>{% else %}{% translate "Never" %}{% endif %}</td>
+<td>{% if row.token.revoked_at %}{% translate "Revoked" %}{% elif row.live %}<span class="badge badge-success">{% translate "Active" %}</span>{% else %}{% translate "Expired" %}{% endif %}</td>
+{% if "tokens" in policy.editable_fields %}
+<td>{% if row.live %}<form method="post" action="{% row_url 'token_revoke' row.token.pk %}">{% csrf_token %}<button type="submit" class="button button-danger">{% translate "Revoke" %}<span class="visually-hidden"> {{ row.token.name }}, {{ row.shown_prefix }}</span></button></form>{% endif %}</td>
+{% endif %}
+</tr>
+{% endfor %}"""  # noqa: E501
+
+
 def _cells(html: str) -> str:
     """The markup with whitespace between tags dropped and other runs made one space:
     what a browser builds from a table's rows is the same."""
@@ -137,6 +152,16 @@ class _Event:
     support: bool
     device: str
     ip_address: str | None
+
+
+@dataclass
+class _Token:
+    pk: int
+    name: str
+    scopes: list[str]
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
 WHEN = datetime(2026, 3, 29, 0, 59, 30, 123456, tzinfo=UTC)
@@ -210,3 +235,27 @@ def test_a_date_is_written_again_in_another_zone_and_language() -> None:
         "March 29, 2026, 1:59 a.m.",
         "29 mars 2026 01:59",
     )
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("editable", [True, False])
+def test_token_rows_are_the_template_rows(language: str, editable: bool) -> None:
+    rows = [
+        {
+            "token": _Token(1, "Backup", ["account:read"], LATER, None, None),
+            "shown_prefix": "pat_ab",
+            "live": True,
+        },
+        {
+            "token": _Token(2, AWKWARD, ["a<b", "c"], WHEN, WHEN, None),
+            "shown_prefix": "<x>",
+            "live": False,
+        },
+        {"token": _Token(3, "Old", [], None, None, WHEN), "shown_prefix": "pat_cd", "live": False},
+    ]
+    policy = _Policy({"tokens"} if editable else set())
+    with translation.override(language), timezone.override("Europe/Paris"):
+        ours, theirs = _both(
+            TOKEN_ROW, "{% token_rows rows policy %}", {"rows": rows, "policy": policy}
+        )
+    assert ours == theirs

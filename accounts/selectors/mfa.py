@@ -8,7 +8,7 @@ import base64
 from dataclasses import dataclass
 from typing import TypedDict
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
@@ -79,11 +79,12 @@ def has_backup_codes(user: User) -> bool:
 
 
 def backup_codes_remaining(user: User) -> int | None:
-    """How many unused codes are left; None when the user has none at all."""
-    device = BackupCodeDevice.objects.filter(user=user).first()
-    if device is None:
-        return None
-    return device.codes.filter(used_at__isnull=True).count()
+    """How many unused codes are left; None when the user has none at all. One
+    query: the first set of codes with its unused ones counted."""
+    unused = Count("codes", filter=Q(codes__used_at__isnull=True))
+    devices = BackupCodeDevice.objects.filter(user=user).order_by("pk").annotate(unused=unused)
+    remaining: int | None = devices.values_list("unused", flat=True).first()
+    return remaining
 
 
 def is_last_real_factor_totp(user: User) -> bool:

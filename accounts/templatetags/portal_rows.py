@@ -196,3 +196,31 @@ def token_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeString
             out.append(f"<td>{form}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
+
+
+@register.simple_tag(takes_context=True)
+def app_rows(context: Context, apps: Iterable[Any], policy: Any) -> SafeString:
+    """The rows of ``accounts/connected_apps.html``."""
+    editable = "connected_apps" in policy.editable_fields
+    never = esc(gettext("Never"))
+    revoke = esc(gettext("Revoke"))
+    csrf = csrf_input(context) if editable else ""
+    times = Times()
+    out = []
+    for app in apps:
+        name = esc(app.name)
+        scopes = "".join(f"<li>{esc(scope.label)}</li>" for scope in app.scopes)
+        last_used = times.html(app.last_used_at, "DATETIME_FORMAT") if app.last_used_at else never
+        out.append(
+            f'<tr><td>{name}</td><td><ul class="scope-list">{scopes}</ul></td>'
+            f"<td>{times.html(app.first_used_at, 'DATETIME_FORMAT')}</td><td>{last_used}</td>"
+        )
+        if editable:
+            action = esc(row_url("connected_app_revoke", app.id))
+            out.append(
+                f'<td><form method="post" action="{action}">{csrf}'
+                f'<button type="submit" class="button button-danger">{revoke}'
+                f'<span class="visually-hidden"> {name}</span></button></form></td>'
+            )
+        out.append("</tr>\n")
+    return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)

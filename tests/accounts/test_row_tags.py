@@ -115,6 +115,19 @@ TOKEN_ROW = """{% load i18n portal_time portal_urls %}{% for row in rows %}
 {% endfor %}"""  # noqa: E501
 
 
+APP_ROW = """{% load i18n portal_time portal_urls %}{% for app in apps %}
+<tr>
+<td>{{ app.name }}</td>
+<td><ul class="scope-list">{% for scope in app.scopes %}<li>{{ scope.label }}</li>{% endfor %}</ul></td>
+<td><time datetime="{{ app.first_used_at|isoformat }}">{{ app.first_used_at|date:"DATETIME_FORMAT" }}</time></td>
+<td>{% if app.last_used_at %}<time datetime="{{ app.last_used_at|isoformat }}">{{ app.last_used_at|date:"DATETIME_FORMAT" }}</time>{% else %}{% translate "Never" %}{% endif %}</td>
+{% if "connected_apps" in policy.editable_fields %}
+<td><form method="post" action="{% row_url 'connected_app_revoke' app.id %}">{% csrf_token %}<button type="submit" class="button button-danger">{% translate "Revoke" %}<span class="visually-hidden"> {{ app.name }}</span></button></form></td>
+{% endif %}
+</tr>
+{% endfor %}"""  # noqa: E501
+
+
 def _cells(html: str) -> str:
     """The markup with whitespace between tags dropped and other runs made one space:
     what a browser builds from a table's rows is the same."""
@@ -162,6 +175,20 @@ class _Token:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass
+class _Scope:
+    label: Any
+
+
+@dataclass
+class _App:
+    id: int
+    name: Any
+    scopes: list[_Scope]
+    first_used_at: datetime
+    last_used_at: datetime | None
 
 
 WHEN = datetime(2026, 3, 29, 0, 59, 30, 123456, tzinfo=UTC)
@@ -257,5 +284,20 @@ def test_token_rows_are_the_template_rows(language: str, editable: bool) -> None
     with translation.override(language), timezone.override("Europe/Paris"):
         ours, theirs = _both(
             TOKEN_ROW, "{% token_rows rows policy %}", {"rows": rows, "policy": policy}
+        )
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("editable", [True, False])
+def test_app_rows_are_the_template_rows(language: str, editable: bool) -> None:
+    apps = [
+        _App(1, "Notes", [_Scope("Read your account"), _Scope(AWKWARD)], WHEN, None),
+        _App(2, AWKWARD, [], LATER, WHEN),
+    ]
+    policy = _Policy({"connected_apps"} if editable else set())
+    with translation.override(language), timezone.override("Pacific/Chatham"):
+        ours, theirs = _both(
+            APP_ROW, "{% app_rows apps policy %}", {"apps": apps, "policy": policy}
         )
     assert ours == theirs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypedDict
 
 from django.db.models import Count, Q, QuerySet
@@ -111,9 +112,20 @@ def second_factor_methods(user: User) -> SecondFactorMethods:
 
 
 @dataclass(frozen=True)
+class PasskeyShown:
+    """A security key or passkey as pages and APIs list it."""
+
+    pk: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    discoverable: bool | None
+
+
+@dataclass(frozen=True)
 class TwoFactorOverview:
     totp: TOTPDevice | None
-    passkeys: list[WebAuthnCredential]
+    passkeys: list[PasskeyShown]
     backup_remaining: int | None
 
     @property
@@ -125,6 +137,13 @@ def two_factor_overview(user: User) -> TwoFactorOverview:
     """What the two-step verification page shows, in a fixed number of queries."""
     return TwoFactorOverview(
         totp=confirmed_totp(user),
-        passkeys=list(passkeys_for(user)),
+        # Plain values: a user may have a score of keys, and a model instance each
+        # costs more than its row.
+        passkeys=[
+            PasskeyShown(*values)
+            for values in passkeys_for(user).values_list(
+                "pk", "name", "created_at", "last_used_at", "discoverable"
+            )
+        ],
         backup_remaining=backup_codes_remaining(user),
     )

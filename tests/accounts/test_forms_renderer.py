@@ -148,8 +148,11 @@ def test_an_overridden_template_wins(settings: Any, tmp_path: Path, overridden: 
 
     html = str(One(renderer=PortalFormRenderer())["name"])
 
-    assert html == {
-        "text.html": '<input class="ours" name="name">',
-        "input.html": '<input class="ours" name="name">',
-        "attrs.html": '<input type="text" name="name" class="ours">',
-    }[overridden]
+    assert (
+        html
+        == {
+            "text.html": '<input class="ours" name="name">',
+            "input.html": '<input class="ours" name="name">',
+            "attrs.html": '<input type="text" name="name" class="ours">',
+        }[overridden]
+    )

@@ -201,15 +201,21 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def list_apps(
         self, request: HttpRequest, provider: str | None = None, client_id: str | None = None
     ) -> list[Any]:
-        """allauth's list, read once per request and criteria: the linked accounts
-        page asks for the app of each linked account (one query each otherwise)."""
+        """allauth's list, read once per request: the linked accounts page asks for
+        the apps of every provider and of each linked account's (one query each
+        otherwise). A provider's or client's apps are picked from it as allauth's
+        query picks them (provider or provider id, client id)."""
         if request is None:
             return super().list_apps(request, provider=provider, client_id=client_id)
-        memo = request.__dict__.setdefault("_portal_social_apps", {})
-        key = (provider, client_id)
-        if key not in memo:
-            memo[key] = super().list_apps(request, provider=provider, client_id=client_id)
-        return list(memo[key])
+        apps = request.__dict__.get("_portal_social_apps")
+        if apps is None:
+            apps = request.__dict__["_portal_social_apps"] = super().list_apps(request)
+        return [
+            app
+            for app in apps
+            if (not provider or provider in (app.provider, app.provider_id))
+            and (not client_id or app.client_id == client_id)
+        ]
 
     def get_app(self, request: HttpRequest, provider: str, client_id: str | None = None) -> Any:
         """A provider that is installed but has no credentials (no social application)

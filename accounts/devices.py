@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 
@@ -19,7 +20,13 @@ def _parse(user_agent: str) -> tuple[str, str]:
 
 def describe_device(user_agent: str) -> str:
     """ "Firefox on Windows", "Safari", or "Unknown device"."""
-    browser, system = _parse((user_agent or "")[:500])
+    return _describe((user_agent or "")[:500], get_language())
+
+
+@lru_cache(maxsize=512)
+def _describe(user_agent: str, language: str | None) -> str:
+    # The language is part of the key: the words are translated.
+    browser, system = _parse(user_agent)
     if browser and system:
         return _("%(browser)s on %(system)s") % {"browser": browser, "system": system}
     return browser or system or _("Unknown device")

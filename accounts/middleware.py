@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.functional import LazyObject, empty
 
 FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 # Codec names (as codecs.lookup spells them) whose bytes read the same as UTF-8.
@@ -78,6 +79,32 @@ class PrivatePagesMiddleware(MiddlewareMixin):
         ):
             add_never_cache_headers(response)
         return response
+
+
+class ResolvedUserMiddleware:
+    """Replaces ``request.user`` with the user behind its lazy wrappers.
+
+    Authentication, django-otp and django-hijack each wrap the user in a lazy object
+    that evaluates the one before it. After them, every attribute read goes through
+    all three: a settings page reads the user some hundred times (each of its
+    queries filtered by user, its templates), which cost it as much as one more
+    query. The user is evaluated here as the first reader would have (the next
+    middleware reads it on every request anyway); django-otp's and django-hijack's
+    attributes (``is_verified``, ``otp_device``, ``is_hijacked``) are on it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None:
+            while isinstance(user, LazyObject):
+                if user._wrapped is empty:
+                    user._setup()
+                user = user._wrapped
+            request.user = user
+        return self.get_response(request)
 
 
 class UserPreferencesMiddleware:

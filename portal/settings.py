@@ -147,6 +147,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "hijack.middleware.HijackUserMiddleware",
     "accounts.impersonation.ImpersonationMiddleware",
+    # After every middleware that wraps request.user: the user itself, not three proxies.
+    "accounts.middleware.ResolvedUserMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.gates.GateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -1,3 +1,4 @@
+import gc
 import os
 
 import django
@@ -9,3 +10,9 @@ django.setup(set_prefix=False)
 from accounts.requests import PortalWSGIHandler  # noqa: E402
 
 application = PortalWSGIHandler()
+
+# Everything loaded so far (modules, settings, URL patterns, models) lives as long as
+# the process: moved out of the garbage collector's sight, so that the collections a
+# request's allocations trigger no longer walk it each time (about 0.1 ms per page).
+gc.collect()
+gc.freeze()

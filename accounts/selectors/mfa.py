@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypedDict
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
@@ -79,11 +80,12 @@ def has_backup_codes(user: User) -> bool:
 
 
 def backup_codes_remaining(user: User) -> int | None:
-    """How many unused codes are left; None when the user has none at all."""
-    device = BackupCodeDevice.objects.filter(user=user).first()
-    if device is None:
-        return None
-    return device.codes.filter(used_at__isnull=True).count()
+    """How many unused codes are left; None when the user has none at all. One
+    query: the first set of codes with its unused ones counted."""
+    unused = Count("codes", filter=Q(codes__used_at__isnull=True))
+    devices = BackupCodeDevice.objects.filter(user=user).order_by("pk").annotate(unused=unused)
+    remaining: int | None = devices.values_list("unused", flat=True).first()
+    return remaining
 
 
 def is_last_real_factor_totp(user: User) -> bool:
@@ -110,9 +112,20 @@ def second_factor_methods(user: User) -> SecondFactorMethods:
 
 
 @dataclass(frozen=True)
+class PasskeyShown:
+    """A security key or passkey as pages and APIs list it."""
+
+    pk: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    discoverable: bool | None
+
+
+@dataclass(frozen=True)
 class TwoFactorOverview:
     totp: TOTPDevice | None
-    passkeys: list[WebAuthnCredential]
+    passkeys: list[PasskeyShown]
     backup_remaining: int | None
 
     @property
@@ -124,6 +137,13 @@ def two_factor_overview(user: User) -> TwoFactorOverview:
     """What the two-step verification page shows, in a fixed number of queries."""
     return TwoFactorOverview(
         totp=confirmed_totp(user),
-        passkeys=list(passkeys_for(user)),
+        # Plain values: a user may have a score of keys, and a model instance each
+        # costs more than its row.
+        passkeys=[
+            PasskeyShown(*values)
+            for values in passkeys_for(user).values_list(
+                "pk", "name", "created_at", "last_used_at", "discoverable"
+            )
+        ],
         backup_remaining=backup_codes_remaining(user),
     )

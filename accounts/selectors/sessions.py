@@ -31,18 +31,22 @@ def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRo
     alive_since = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
     rows = []
     sessions = UserSession.objects.filter(user=user, last_seen_at__gte=alive_since)
-    for s in sessions.order_by("-last_seen_at", "-pk"):
-        if (s.data or {}).get("impersonated_by"):
+    # Plain values, not model instances: a page lists dozens of rows.
+    fields = ("pk", "user_agent", "ip", "created_at", "last_seen_at", "session_key", "data")
+    for pk, user_agent, ip, created_at, last_seen_at, session_key, data in sessions.order_by(
+        "-last_seen_at", "-pk"
+    ).values_list(*fields):
+        if (data or {}).get("impersonated_by"):
             continue
         rows.append(
             SessionRow(
-                pk=s.pk,
-                device=describe_device(s.user_agent),
-                user_agent=s.user_agent,
-                ip=s.ip,
-                signed_in=s.created_at,
-                last_seen=s.last_seen_at,
-                current=s.session_key == current_key,
+                pk=pk,
+                device=describe_device(user_agent),
+                user_agent=user_agent,
+                ip=ip,
+                signed_in=created_at,
+                last_seen=last_seen_at,
+                current=session_key == current_key,
             )
         )
     return rows

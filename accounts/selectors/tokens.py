@@ -18,14 +18,14 @@ DEAD_TOKENS_SHOWN_DAYS = 30
 def user_tokens(*, user: User) -> QuerySet[PersonalAccessToken]:
     """The user's live tokens and those that died in the last
     ``DEAD_TOKENS_SHOWN_DAYS`` days, newest first."""
-    now = timezone.now()
-    since = now - timedelta(days=DEAD_TOKENS_SHOWN_DAYS)
-    live = Q(revoked_at__isnull=True, expires_at__gt=now)
+    since = timezone.now() - timedelta(days=DEAD_TOKENS_SHOWN_DAYS)
+    # Not revoked and not expired before ``since`` (live ones included: they expire
+    # later than now), or revoked since then.
+    not_revoked = Q(revoked_at__isnull=True, expires_at__gte=since)
     recently_revoked = Q(revoked_at__gte=since)
-    recently_expired = Q(revoked_at__isnull=True, expires_at__gte=since)
     return (
         PersonalAccessToken.objects.filter(user=user)
-        .filter(live | recently_revoked | recently_expired)
+        .filter(not_revoked | recently_revoked)
         .order_by("-created_at", "-id")
         .defer("digest")
     )

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_safe
 from accounts.models import User
 from accounts.policy import get_policy, settings_off_response
 from accounts.selectors.activity import (
+    EVENT_FIELDS,
     SECURITY_ACTIVITY_DAYS,
     activity_entry,
     user_security_activity,
@@ -23,7 +24,8 @@ def security_activity(request: HttpRequest) -> HttpResponse:
     if not get_policy(request).enabled:
         return settings_off_response(request)
     user: User = request.user  # type: ignore[assignment]
-    page = Paginator(user_security_activity(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
+    events = user_security_activity(user=user).values_list(*EVENT_FIELDS, named=True)
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [activity_entry(event, user=user) for event in page.object_list]
     return render(
         request,

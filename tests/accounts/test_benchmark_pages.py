@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.utils import translation
 
 from accounts.navigation import SECTIONS
@@ -16,10 +17,11 @@ from accounts.navigation import SECTIONS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_page_benchmark_runs_and_prints_every_page(tmp_path: Path) -> None:
+@pytest.mark.parametrize("data", ["realistic", "grown"])
+def test_the_page_benchmark_runs_and_prints_every_page(tmp_path: Path, data: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(DJANGO_DEBUG="1", PORTAL_VAR_DIR=str(tmp_path))
-    command = ["manage.py", "benchmark_pages", "--rounds", "1", "--requests", "50"]
+    command = ["manage.py", "benchmark_pages", "--data", data, "--rounds", "1", "--requests", "50"]
     result = subprocess.run(
         [sys.executable, *command],
         cwd=ROOT,
@@ -41,3 +43,4 @@ def test_the_page_benchmark_runs_and_prints_every_page(tmp_path: Path) -> None:
         assert len(rows[label]) == 6, rows[label]
         assert int(rows[label][-1]) <= 10
     assert any(line.startswith("worker memory (RSS):") for line in lines), result.stdout
+    assert any(line.startswith(f"data: {data} (") for line in lines), result.stdout

@@ -28,7 +28,7 @@ from accounts.api.schemas import COMMON_ERRORS, Done, Error, Input
 from accounts.flows import moderation
 from accounts.flows import tokens as token_flows
 from accounts.models import PersonalAccessToken, User
-from accounts.selectors.mfa import two_factor_overview
+from accounts.selectors.mfa import PasskeyShown, two_factor_overview
 from accounts.selectors.sessions import user_sessions_for_staff
 from accounts.selectors.social import linked_accounts_list
 from accounts.selectors.tokens import user_tokens
@@ -147,7 +147,7 @@ class SecondFactors(Schema):
     backup_codes_remaining: int | None
 
 
-def _key(credential: WebAuthnCredential) -> dict[str, Any]:
+def _key(credential: WebAuthnCredential | PasskeyShown) -> dict[str, Any]:
     return {
         "id": credential.pk,
         "name": credential.name,

@@ -72,7 +72,7 @@ class MfaOverview(Schema):
     backup_codes: BackupCodesState | None = None
 
 
-def _key(credential: WebAuthnCredential) -> dict[str, Any]:
+def _key(credential: WebAuthnCredential | selectors.PasskeyShown) -> dict[str, Any]:
     return {
         "id": credential.pk,
         "name": credential.name,

@@ -1,15 +1,18 @@
 """Prints the throughput of every settings page as a ratio to a bare
 authenticated view, measured from outside through the production server.
 
-    manage.py benchmark_pages [--rounds 2] [--requests 400] [--concurrency 8] [--workers 2]
+    manage.py benchmark_pages [--data realistic|grown] [--rounds 2] [--requests 400]
+                              [--concurrency 8] [--workers 2]
 
 It starts gunicorn on a free local port with a throw-away database (a temporary
 SQLite file, migrated; or a ``NAME_benchmark_pages`` database beside the one of
 ``DATABASE_URL`` on PostgreSQL, with ``REDIS_URL`` passed on), debug off, made-up
 secrets and no HTTPS redirect. It makes a user with an authenticator app and
-realistic data (50 sessions, 20 security keys, backup codes, 500 security events,
-tokens, connected apps, linked accounts), signs them in with the second factor
-verified, and sends GET requests with their cookies (session, CSRF) from a load
+the data of a few years of use (``--data realistic``, the default: 4 sessions,
+2 security keys, 200 security events; ``--data grown``: 50 sessions, 20 security
+keys, 500 events, the query budget tests' much data; both with backup codes, 5
+tokens, 3 connected apps and 2 linked accounts), signs them in with the second
+factor verified, and sends GET requests with their cookies (session, CSRF) from a load
 generator of its own (asyncio, one new connection per request, ``--concurrency``
 at a time). Each round times, for each page, a block of requests to the page and
 a block to the bare view side by side (in turns: bare first, then page first), so
@@ -90,8 +93,23 @@ def settings_pages() -> list[tuple[str, str]]:
 # --- Data -----------------------------------------------------------------------------------
 
 
-def _make_user() -> Any:
-    """A user with an authenticator app and the data of a few years of use."""
+@dataclass(frozen=True)
+class Data:
+    sessions: int
+    keys: int
+    events: int
+
+
+DATA = {
+    # What a user of a few years has: a phone and a laptop or two, a key or two.
+    "realistic": Data(sessions=4, keys=2, events=200),
+    # Much more of everything (the query budget tests' "much data").
+    "grown": Data(sessions=50, keys=20, events=500),
+}
+
+
+def _make_user(data: Data = DATA["grown"]) -> Any:
+    """A user with an authenticator app and ``data``'s sessions, keys and events."""
     from allauth.account.models import EmailAddress
     from allauth.idp.oidc.models import Client as App
     from allauth.socialaccount.models import SocialAccount, SocialApp
@@ -124,9 +142,9 @@ def _make_user() -> Any:
     device = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
     UserSession.objects.bulk_create(
         UserSession(user=user, session_key=uuid.uuid4().hex, ip="192.0.2.1", user_agent=ua)
-        for _ in range(50)
+        for _ in range(data.sessions)
     )
-    for i in range(20):
+    for i in range(data.keys):
         WebAuthnCredential.objects.create(
             user=user,
             name=f"Key {i}",
@@ -148,7 +166,7 @@ def _make_user() -> Any:
             ip_address="192.0.2.1",
             user_agent=ua,
         )
-        for i in range(500)
+        for i in range(data.events)
     )
     PersonalAccessToken.objects.bulk_create(
         PersonalAccessToken(
@@ -366,6 +384,13 @@ class Command(BaseCommand):
     help = "Times every settings page against a bare signed-in view, through gunicorn."
 
     def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--data",
+            choices=sorted(DATA),
+            default="realistic",
+            help="the signed-in user's data (realistic: 4 sessions, 2 keys, 200 events; "
+            "grown: 50 sessions, 20 keys, 500 events)",
+        )
         parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
         parser.add_argument(
             "--requests", type=int, default=400, help="requests per block (page or bare view)"
@@ -374,7 +399,14 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
 
     def handle(
-        self, *args: Any, rounds: int, requests: int, concurrency: int, workers: int, **options: Any
+        self,
+        *args: Any,
+        data: str,
+        rounds: int,
+        requests: int,
+        concurrency: int,
+        workers: int,
+        **options: Any,
     ) -> None:
         if min(rounds, requests, concurrency, workers) < 1:
             raise CommandError("--rounds, --requests, --concurrency and --workers must be ≥ 1.")
@@ -388,7 +420,11 @@ class Command(BaseCommand):
                 ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver", HOST],
                 SECURE_SSL_REDIRECT=False,
             ):
-                user, device = _make_user()
+                user, device = _make_user(DATA[data])
+                self.stdout.write(
+                    f"data: {data} ({DATA[data].sessions} sessions, {DATA[data].keys} security "
+                    f"keys, {DATA[data].events} security events)"
+                )
                 client = _sign_in(user, device)
                 pages = settings_pages()
                 queries = self._count_queries(client, [url for _label, url in pages])

@@ -1,0 +1,57 @@
+"""``{% memo %}…{% endmemo %}``: a piece of a template that is the same on every
+request, rendered once per language, URLconf and script prefix and then reused.
+
+The site's layout writes a dozen static file URLs, reversed URLs and translated
+labels on every page; together they cost about as much as a small page's own
+content. Only what depends on nothing else may go inside (no user, request, CSRF
+token or nonce): the cache key is the language, the URLconf and the script prefix.
+Changed settings (tests) empty every memo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from weakref import WeakSet
+
+from django import template
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.template.base import Node, NodeList, Parser, Token
+from django.urls import get_script_prefix, get_urlconf
+from django.utils.safestring import SafeString
+from django.utils.translation import get_language
+
+register = template.Library()
+
+_nodes: WeakSet[MemoNode] = WeakSet()
+
+
+class MemoNode(Node):
+    def __init__(self, nodelist: NodeList) -> None:
+        self.nodelist = nodelist
+        self.rendered: dict[tuple[Any, ...], SafeString] = {}
+        _nodes.add(self)
+
+    def render(self, context: Any) -> SafeString:
+        key = (get_language(), get_urlconf(), get_script_prefix())
+        html = self.rendered.get(key)
+        if html is None:
+            if len(self.rendered) >= 64:
+                self.rendered.clear()
+            html = self.rendered[key] = self.nodelist.render(context)
+        return html
+
+
+@register.tag
+def memo(parser: Parser, token: Token) -> MemoNode:
+    if len(token.split_contents()) != 1:
+        raise template.TemplateSyntaxError("{% memo %} takes no argument.")
+    nodelist = parser.parse(("endmemo",))
+    parser.delete_first_token()
+    return MemoNode(nodelist)
+
+
+@receiver(setting_changed)
+def _forget(**kwargs: Any) -> None:
+    for node in list(_nodes):
+        node.rendered.clear()

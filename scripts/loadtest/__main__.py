@@ -270,6 +270,34 @@ def analyse(args: argparse.Namespace, data: dict[str, Any], faults: Faults) -> d
     return result
 
 
+def health_timings(host: str, count: int = 200) -> dict[str, dict[str, float]]:
+    """Answer times of /health/live and /health/ready, one request after the other
+    on a new connection each (as a load balancer probes), before the load starts."""
+    import urllib.error
+    import urllib.request
+
+    timings: dict[str, dict[str, float]] = {}
+    for path in ("/health/live", "/health/ready"):
+        values: list[float] = []
+        statuses: set[int] = set()
+        for _ in range(count):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"{host}{path}", timeout=10) as answer:  # noqa: S310
+                    answer.read()
+                    statuses.add(answer.status)
+            except urllib.error.HTTPError as error:
+                statuses.add(error.code)
+            values.append((time.perf_counter() - started) * 1000)
+        timings[path] = {
+            "p50_ms": round(report.percentile(values, 0.50), 1),
+            "p99_ms": round(report.percentile(values, 0.99), 1),
+            "max_ms": round(max(values), 1),
+            "statuses": sorted(statuses),  # type: ignore[dict-item]
+        }
+    return timings
+
+
 def print_report(result: dict[str, Any], out: Path) -> None:
     load = result["load"]
     print()
@@ -310,6 +338,11 @@ def print_report(result: dict[str, Any], out: Path) -> None:
         print(f"'database is locked' in the server's error output: {result['locked']}")
     if "server_error_log" in result:
         print(f"server error output: {result['server_error_log']}")
+    for path, row in result.get("health", {}).items():
+        print(
+            f"{path}: status {row['statuses']}, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+            f"max {row['max_ms']} ms (200 probes before the load)"
+        )
     if "rss_start" in result:
         print(f"worker memory (RSS, MB): start {result['rss_start']}, end {result['rss_end']}")
     print(f"stale reads (the profile page did not show a saved name): {result['stale_reads']}")
@@ -404,6 +437,7 @@ def _run(args: argparse.Namespace, folder: Path, out: Path, password: str, tag: 
     faults = Faults()
     fault_plan(args, faults, stack)
     rss_start = server.worker_rss_mb() if server else None
+    health = health_timings(host)
     print(
         f"running {args.scenario}: {args.users} users for {args.duration:.0f} s against {host}",
         flush=True,
@@ -411,6 +445,7 @@ def _run(args: argparse.Namespace, folder: Path, out: Path, password: str, tag: 
     data = run_locust(args, host, password, out, tag, faults)
     result = analyse(args, data, faults)
     result["server"] = server_note
+    result["health"] = health
     if server is not None:
         result["rss_start"] = rss_start
         result["rss_end"] = server.worker_rss_mb()

@@ -5,7 +5,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import get_script_prefix
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import LANGUAGE_CHOICES, TokenScope, User
@@ -276,3 +281,57 @@ class PasswordResetForm(_reset_password_form_base()):  # type: ignore[misc]
         if not self.users and not app_settings.PREVENT_ENUMERATION:
             raise get_adapter().validation_error("unknown_email")
         return email
+
+
+# --- allauth's password forms --------------------------------------------------------------
+
+# (form class, field name, language, script prefix) -> the field's help text.
+_HELP_TEXTS: dict[tuple[type, str, str | None, str], Any] = {}
+
+
+@receiver(setting_changed)
+def _forget_help_texts(**kwargs: Any) -> None:
+    _HELP_TEXTS.clear()
+
+
+class HelpTextsOnceMixin(forms.Form):
+    """Evaluates the fields' lazy help texts once per language, not on each use.
+
+    allauth gives the password fields lazy help texts: the password validators' list
+    and the "Forgot your password?" link (a template looked for, then a reversed
+    address). A lazy text is evaluated anew each time it is read, and rendering a
+    field reads it four times (the bound field, its ``aria-describedby``, the test
+    for the help block, the block itself): on the password page that cost more than
+    its three fields' markup. What they depend on (the validators, the templates,
+    the address map) changes only with the settings, so the text is kept per
+    language and script prefix, and forgotten when a setting changes (tests).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        language = get_language()
+        prefix = get_script_prefix()
+        for name, field in self.fields.items():
+            if isinstance(field.help_text, Promise):
+                key = (type(self), name, language, prefix)
+                try:
+                    field.help_text = _HELP_TEXTS[key]
+                except KeyError:
+                    field.help_text = _HELP_TEXTS[key] = str(field.help_text)
+
+
+def _password_form_bases() -> tuple[type, type]:
+    from allauth.account.forms import ChangePasswordForm, SetPasswordForm
+
+    return ChangePasswordForm, SetPasswordForm
+
+
+_ChangePasswordBase, _SetPasswordBase = _password_form_bases()
+
+
+class ChangePasswordForm(HelpTextsOnceMixin, _ChangePasswordBase):  # type: ignore[misc,valid-type]
+    """allauth's password change (``ACCOUNT_FORMS``), its help texts evaluated once."""
+
+
+class SetPasswordForm(HelpTextsOnceMixin, _SetPasswordBase):  # type: ignore[misc,valid-type]
+    """allauth's first password (``ACCOUNT_FORMS``), its help texts evaluated once."""

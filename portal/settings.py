@@ -272,7 +272,12 @@ LOGOUT_REDIRECT_URL = "account_login"
 
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 # The reset request never reaches a machine client's service account.
-ACCOUNT_FORMS = {"reset_password": "accounts.forms.PasswordResetForm"}
+ACCOUNT_FORMS = {
+    "reset_password": "accounts.forms.PasswordResetForm",
+    # The password fields' help texts evaluated once per language, not on each use.
+    "change_password": "accounts.forms.ChangePasswordForm",
+    "set_password": "accounts.forms.SetPasswordForm",
+}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"

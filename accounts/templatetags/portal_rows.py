@@ -17,6 +17,7 @@ from typing import Any
 from django import template
 from django.conf import settings
 from django.template.context import Context
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -221,6 +222,34 @@ def app_rows(context: Context, apps: Iterable[Any], policy: Any) -> SafeString:
                 f'<td><form method="post" action="{action}">{csrf}'
                 f'<button type="submit" class="button button-danger">{revoke}'
                 f'<span class="visually-hidden"> {name}</span></button></form></td>'
+            )
+        out.append("</tr>\n")
+    return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
+
+
+@register.simple_tag(takes_context=True)
+def linked_account_rows(context: Context, accounts: Iterable[Any], policy: Any) -> SafeString:
+    """The rows of ``socialaccount/connections.html``."""
+    editable = "social" in policy.editable_fields
+    unlink = esc(gettext("Unlink"))
+    csrf = csrf_input(context) if editable else ""
+    action = esc(reverse("socialaccount_connections")) if editable else ""
+    times = Times()
+    out = []
+    for account in accounts:
+        provider_account = account.get_provider_account()
+        brand = esc(provider_account.get_brand()["name"])
+        shown = esc(provider_account)
+        out.append(
+            f"<tr><td>{brand}</td><td>{shown}</td>"
+            f"<td>{times.html(account.date_joined, 'DATE_FORMAT')}</td>"
+        )
+        if editable:
+            out.append(
+                f'<td><form method="post" action="{action}">{csrf}'
+                f'<input type="hidden" name="account" value="{esc(account.pk)}">'
+                f'<button type="submit" class="button button-danger">{unlink}'
+                f'<span class="visually-hidden"> {brand} {shown}</span></button></form></td>'
             )
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)

@@ -318,3 +318,47 @@ def test_reset_requests_from_one_client_address_are_capped_per_hour(
     assert not notifications_to("someone60@example.org")
     assert len(mail.outbox) == 60
     assert request_reset("someone60@example.org", "198.51.100.2").status_code == 302
+
+
+# --- The page's help texts ---------------------------------------------------------
+
+
+def helptexts(response: Any) -> list[str]:
+    return re.findall(r'<div class="helptext"[^>]*>(.*?)</div>', response.content.decode(), re.S)
+
+
+def test_help_texts_follow_the_language_and_the_settings(
+    auth_client: Client, user: User, settings: Any
+) -> None:
+    """The help texts are kept between requests, per language, until a setting changes."""
+    url = reverse("account_change_password")
+    forgot = '<a href="/accounts/password/reset/">{}</a>'
+    english = [
+        forgot.format("Forgot your password?"),
+        "<ul><li>Your password can’t be too similar to your other personal information.</li>"
+        "<li>Your password must contain at least 12 characters.</li>"
+        "<li>Your password can be at most 4096 characters long.</li>"
+        "<li>Your password can’t be a commonly used password.</li></ul>",
+    ]
+    assert helptexts(auth_client.get(url)) == english
+    assert helptexts(auth_client.get(url)) == english
+    user.language = "fr"
+    user.save(update_fields=["language"])
+    assert helptexts(auth_client.get(url)) == [
+        forgot.format("Mot de passe oublié ?"),
+        "<ul><li>Votre mot de passe ne peut pas trop ressembler à vos autres informations "
+        "personnelles.</li>"
+        "<li>Votre mot de passe doit contenir au minimum 12 caractères.</li>"
+        "<li>Votre mot de passe peut contenir au plus 4096 caractères.</li>"
+        "<li>Votre mot de passe ne peut pas être un mot de passe couramment utilisé.</li></ul>",
+    ]
+    settings.AUTH_PASSWORD_VALIDATORS = [
+        {
+            "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+            "OPTIONS": {"min_length": 20},
+        }
+    ]
+    assert helptexts(auth_client.get(url)) == [
+        forgot.format("Mot de passe oublié ?"),
+        "<ul><li>Votre mot de passe doit contenir au minimum 20 caractères.</li></ul>",
+    ]

@@ -301,3 +301,63 @@ def test_app_rows_are_the_template_rows(language: str, editable: bool) -> None:
             APP_ROW, "{% app_rows apps policy %}", {"apps": apps, "policy": policy}
         )
     assert ours == theirs
+
+
+LINKED_ROW = """{% load i18n portal_time %}{% for account in accounts %}
+{% with provider_account=account.get_provider_account %}
+<tr>
+<td>{{ provider_account.get_brand.name }}</td>
+<td>{{ provider_account }}</td>
+<td><time datetime="{{ account.date_joined|isoformat }}">{{ account.date_joined|datetext:"DATE_FORMAT" }}</time></td>
+{% if "social" in policy.editable_fields %}
+<td>
+<form method="post" action="{% url 'socialaccount_connections' %}">
+{% csrf_token %}
+<input type="hidden" name="account" value="{{ account.pk }}">
+<button type="submit" class="button button-danger">{% translate "Unlink" %}<span class="visually-hidden"> {{ provider_account.get_brand.name }} {{ provider_account }}</span></button>
+</form>
+</td>
+{% endif %}
+</tr>
+{% endwith %}
+{% endfor %}"""  # noqa: E501
+
+
+@dataclass
+class _ProviderAccount:
+    brand: str
+    shown: str
+
+    def get_brand(self) -> dict[str, str]:
+        return {"id": "brand", "name": self.brand}
+
+    def __str__(self) -> str:
+        return self.shown
+
+
+@dataclass
+class _Linked:
+    pk: int
+    date_joined: datetime
+    provider_account: _ProviderAccount
+
+    def get_provider_account(self) -> _ProviderAccount:
+        return self.provider_account
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("editable", [True, False])
+def test_linked_account_rows_are_the_template_rows(language: str, editable: bool) -> None:
+    accounts = [
+        _Linked(1, WHEN, _ProviderAccount("GitHub", "octocat")),
+        _Linked(22, LATER, _ProviderAccount(AWKWARD, AWKWARD)),
+    ]
+    policy = _Policy({"social"} if editable else set())
+    with translation.override(language), timezone.override("Europe/Paris"):
+        ours, theirs = _both(
+            LINKED_ROW,
+            "{% linked_account_rows accounts policy %}",
+            {"accounts": accounts, "policy": policy},
+        )
+    assert ours == theirs
+    assert ("&lt;b&gt;&quot;Firefox&quot; &amp; co&lt;/b&gt;" in ours) is True

@@ -301,13 +301,22 @@ def _gunicorn(database_url: str, secret_key: str, workers: int) -> Iterator[Serv
             "--worker-class=sync",
             "--log-level=warning",
         ]
-        process = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603 (our own arguments)
+        # The server's log (one JSON line per request, as in production) goes to a
+        # file in the temporary folder, not to the report.
+        log = (Path(folder) / "server.log").open("wb")
+        process = subprocess.Popen(  # noqa: S603 (our own arguments)
+            command, env=env, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()  # the child holds its own copy
         server = Server(process, port)
         try:
             deadline = time.monotonic() + 30
             while True:
                 if process.poll() is not None:
-                    raise CommandError(f"gunicorn stopped (exit code {process.returncode}).")
+                    tail = (Path(folder) / "server.log").read_text(errors="replace")[-2000:]
+                    raise CommandError(
+                        f"gunicorn stopped (exit code {process.returncode}):\n{tail}"
+                    )
                 try:
                     socket.create_connection((HOST, port), timeout=1).close()
                     break

@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,33 +17,23 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
+sys.path.insert(0, str(ROOT))
+
+from portal import processes  # noqa: E402 (the repository's root is on the path now)
+from portal.processes import HOST, free_port  # noqa: E402
 
 
 class SetupError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for_port(
     port: int, seconds: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        if process is not None and process.poll() is not None:
-            raise SetupError(f"{process.args!r} stopped (exit code {process.returncode})")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SetupError(f"nothing answers on port {port} after {seconds:.0f} s") from None
-            time.sleep(0.1)
+    try:
+        processes.wait_for_port(port, seconds=seconds, process=process)
+    except processes.ServerDidNotStart as error:
+        raise SetupError(f"{process.args if process else port!r}: {error}") from None
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -200,7 +189,6 @@ class Gunicorn:
         self.errors = folder / "server-errors.log"
         self.process: subprocess.Popen[bytes] | None = None
         key_path = folder / "oauth-key.pem"
-        sys.path.insert(0, str(ROOT))
         from accounts.oauth_keys import development_key
 
         self.env = {
@@ -256,25 +244,10 @@ class Gunicorn:
                 answer.read()
 
     def worker_pids(self) -> list[int]:
-        if self.process is None:
-            return []
-        pid = self.process.pid
-        try:
-            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            return []
+        return [] if self.process is None else processes.child_pids(self.process.pid)
 
     def worker_rss_mb(self) -> list[float]:
-        sizes = []
-        for pid in self.worker_pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(round(int(line.split()[1]) / 1024, 1))
-        return sizes
+        return processes.rss_mb(self.worker_pids())
 
     def kill_one_worker(self, wait: float = 10.0) -> tuple[int, bool]:
         """SIGKILLs a worker, one that holds a client's connection (is serving a

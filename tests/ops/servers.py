@@ -13,12 +13,10 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,30 +28,17 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from django.conf import settings
 from django.db import connection
 
+from portal import processes
+from portal.processes import free_port
+
 HOST = "127.0.0.1"
 # One site: every app server of it signs with the same key.
 SECRET_KEY = secrets.token_urlsafe(48)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server stopped (exit code {process.returncode})")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing answered on port {port} within 60 s") from None
-            time.sleep(0.1)
+    processes.wait_for_port(port, seconds=60, process=process)
 
 
 def database_url_for(port: int | None = None) -> str:
@@ -94,11 +79,7 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return sorted(int(pid) for pid in children.read_text().split())
-        except OSError:
-            return []
+        return sorted(processes.child_pids(self.process.pid))
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

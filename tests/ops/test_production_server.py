@@ -10,10 +10,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from django.test import Client
 
 from portal import preflight
+from portal.processes import ServerDidNotStart, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "portal" / "gunicorn.conf.py"
@@ -254,15 +253,9 @@ def test_a_page_with_debug_off_links_the_hashed_static_files(
     assert (production.static_root / hashed).is_file()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def gunicorn(production: SimpleNamespace, tmp_path: Path) -> Iterator[SimpleNamespace]:
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"left by an earlier run")
@@ -285,15 +278,10 @@ def gunicorn(production: SimpleNamespace, tmp_path: Path) -> Iterator[SimpleName
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                socket.create_connection((HOST, port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start within 60 s"
-                time.sleep(0.1)
+        try:
+            wait_for_port(port, seconds=60, process=process)
+        except ServerDidNotStart as error:
+            pytest.fail(f"gunicorn: {error}\n{process.communicate()}")
         yield SimpleNamespace(port=port, process=process, metrics_dir=metrics_dir)
     finally:
         if process.poll() is None:

@@ -33,7 +33,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path, reverse
 
 from accounts.management.throwaway import throwaway_database
+from portal.processes import ServerDidNotStart, child_pids, free_port, rss_mb, wait_for_port
 
 BARE = "/settings/benchmark-bare/"
 GOAL = 0.60
@@ -238,12 +238,6 @@ def _throwaway_database() -> Iterator[str]:
             yield urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def _private_key(folder: Path) -> str:
     from accounts.oauth_keys import development_key
 
@@ -256,28 +250,15 @@ class Server:
     port: int
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return [int(pid) for pid in children.read_text().split()]
-        except OSError:
-            return []
+        return child_pids(self.process.pid)
 
     def worker_rss_mb(self) -> list[float]:
-        sizes = []
-        for pid in self.worker_pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) / 1024)
-        return sizes
+        return rss_mb(self.worker_pids())
 
 
 @contextmanager
 def _gunicorn(database_url: str, secret_key: str, workers: int) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         env = {
             **os.environ,
@@ -310,20 +291,11 @@ def _gunicorn(database_url: str, secret_key: str, workers: int) -> Iterator[Serv
         log.close()  # the child holds its own copy
         server = Server(process, port)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    tail = (Path(folder) / "server.log").read_text(errors="replace")[-2000:]
-                    raise CommandError(
-                        f"gunicorn stopped (exit code {process.returncode}):\n{tail}"
-                    )
-                try:
-                    socket.create_connection((HOST, port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise CommandError("gunicorn did not start within 30 s.") from None
-                    time.sleep(0.1)
+            try:
+                wait_for_port(port, seconds=30, process=process)
+            except ServerDidNotStart as error:
+                tail = (Path(folder) / "server.log").read_text(errors="replace")[-2000:]
+                raise CommandError(f"gunicorn: {error}\n{tail}") from None
             yield server
         finally:
             process.send_signal(signal.SIGTERM)

@@ -191,6 +191,7 @@ class HealthMiddleware:
         view = VIEWS.get(request.path_info)
         if view is None:
             return self.get_response(request)
+        request.portal_route = request.path_info.lstrip("/")  # type: ignore[attr-defined]  # the request log's route
         if request.method not in {"GET", "HEAD"}:
             response: HttpResponse = HttpResponseNotAllowed(["GET", "HEAD"])
             add_never_cache_headers(response)

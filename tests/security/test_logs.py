@@ -226,6 +226,12 @@ def test_the_request_line(captured: io.StringIO, auth_client: Client, user: User
     assert "s3cr3t-value" not in text
 
 
+def test_health_probes_are_logged_with_their_route(captured: io.StringIO) -> None:
+    assert Client().get("/health/live").status_code == 200
+    line = next(r for r in records(captured) if r["logger"] == "portal.request")
+    assert (line["route"], line["status"]) == ("health/live", 200)
+
+
 def test_a_path_is_never_logged(captured: io.StringIO) -> None:
     """Django's own "Not Found: <path>" record is written with the route instead."""
     assert Client().get("/accounts/password/reset/key/1-secret-key-abc/?q=x").status_code == 404

@@ -7,6 +7,7 @@ Standard library only: the load test imports it without setting Django up.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -69,3 +70,13 @@ def rss_mb(pids: list[int]) -> list[float]:
             if line.startswith("VmRSS:"):
                 sizes.append(round(int(line.split()[1]) / 1024, 1))
     return sizes
+
+
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 30) -> None:
+    """SIGTERM (gunicorn stops gracefully), then SIGKILL after ``timeout`` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -38,6 +38,16 @@ def csrf_input(context: Context) -> str:
     return format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">', token)
 
 
+def danger_form(action: str, csrf: str, label: str, hidden: str, fields: str = "") -> str:
+    """A row's POST form with its one red button; ``hidden`` names the row for screen
+    readers. Every argument is already escaped."""
+    return (
+        f'<form method="post" action="{action}">{csrf}{fields}'
+        f'<button type="submit" class="button button-danger">{label}'
+        f'<span class="visually-hidden"> {hidden}</span></button></form>'
+    )
+
+
 # (value, zone, format, language) -> its <time> element; a few thousand entries.
 _times: dict[tuple[Any, ...], str] = {}
 _TIMES = 4096
@@ -95,11 +105,7 @@ def session_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeStri
                 out.append("<td></td>")
             else:
                 action = esc(row_url("session_end", row.pk))
-                out.append(
-                    f'<td><form method="post" action="{action}">{csrf}'
-                    f'<button type="submit" class="button button-danger">{end}'
-                    f'<span class="visually-hidden"> {device}, {ip}</span></button></form></td>'
-                )
+                out.append(f"<td>{danger_form(action, csrf, end, f'{device}, {ip}')}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
 
@@ -126,9 +132,7 @@ def passkey_rows(context: Context, passkeys: Iterable[Any], policy: Any) -> Safe
                 f'<td class="row-actions">\n<a class="button button-secondary" '
                 f'href="{esc(row_url("passkey_rename", key.pk))}">{rename}'
                 f'<span class="visually-hidden"> {name}</span></a>\n'
-                f'<form method="post" action="{esc(row_url("passkey_remove", key.pk))}">{csrf}'
-                f'<button type="submit" class="button button-danger">{remove}'
-                f'<span class="visually-hidden"> {name}</span></button></form>\n</td>'
+                f"{danger_form(esc(row_url('passkey_remove', key.pk)), csrf, remove, name)}\n</td>"
             )
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
@@ -189,11 +193,7 @@ def token_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeString
             form = ""
             if row["live"]:
                 action = esc(row_url("token_revoke", token.pk))
-                form = (
-                    f'<form method="post" action="{action}">{csrf}'
-                    f'<button type="submit" class="button button-danger">{revoke}'
-                    f'<span class="visually-hidden"> {name}, {prefix}</span></button></form>'
-                )
+                form = danger_form(action, csrf, revoke, f"{name}, {prefix}")
             out.append(f"<td>{form}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
@@ -218,11 +218,7 @@ def app_rows(context: Context, apps: Iterable[Any], policy: Any) -> SafeString:
         )
         if editable:
             action = esc(row_url("connected_app_revoke", app.id))
-            out.append(
-                f'<td><form method="post" action="{action}">{csrf}'
-                f'<button type="submit" class="button button-danger">{revoke}'
-                f'<span class="visually-hidden"> {name}</span></button></form></td>'
-            )
+            out.append(f"<td>{danger_form(action, csrf, revoke, name)}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
 
@@ -245,11 +241,7 @@ def linked_account_rows(context: Context, accounts: Iterable[Any], policy: Any) 
             f"<td>{times.html(account.date_joined, 'DATE_FORMAT')}</td>"
         )
         if editable:
-            out.append(
-                f'<td><form method="post" action="{action}">{csrf}'
-                f'<input type="hidden" name="account" value="{esc(account.pk)}">'
-                f'<button type="submit" class="button button-danger">{unlink}'
-                f'<span class="visually-hidden"> {brand} {shown}</span></button></form></td>'
-            )
+            field = f'<input type="hidden" name="account" value="{esc(account.pk)}">'
+            out.append(f"<td>{danger_form(action, csrf, unlink, f'{brand} {shown}', field)}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)

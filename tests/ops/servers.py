@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -145,12 +144,7 @@ def gunicorn(folder: Path, **env_overrides: str) -> Iterator[Server]:
         wait_for_port(port, process)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop(process)
 
 
 # --- An HTTP client --------------------------------------------------------------------

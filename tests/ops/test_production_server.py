@@ -22,7 +22,7 @@ import pytest
 from django.test import Client
 
 from portal import preflight
-from portal.processes import ServerDidNotStart, free_port, wait_for_port
+from portal.processes import ServerDidNotStart, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "portal" / "gunicorn.conf.py"
@@ -285,12 +285,7 @@ def gunicorn(production: SimpleNamespace, tmp_path: Path) -> Iterator[SimpleName
         yield SimpleNamespace(port=port, process=process, metrics_dir=metrics_dir)
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
         process.stdout.close()  # type: ignore[union-attr]
         process.stderr.close()  # type: ignore[union-attr]
 

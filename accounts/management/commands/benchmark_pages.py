@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -56,7 +55,14 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path, reverse
 
 from accounts.management.throwaway import throwaway_database
-from portal.processes import ServerDidNotStart, child_pids, free_port, rss_mb, wait_for_port
+from portal.processes import (
+    ServerDidNotStart,
+    child_pids,
+    free_port,
+    rss_mb,
+    stop,
+    wait_for_port,
+)
 
 BARE = "/settings/benchmark-bare/"
 GOAL = 0.60
@@ -298,12 +304,7 @@ def _gunicorn(database_url: str, secret_key: str, workers: int) -> Iterator[Serv
                 raise CommandError(f"gunicorn: {error}\n{tail}") from None
             yield server
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=20)
 
 
 # --- The load generator ----------------------------------------------------------------

@@ -37,11 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -54,6 +52,14 @@ from django.http import HttpRequest, HttpResponse
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import path, reverse
 
+from accounts.management.account_data import (
+    add_apps,
+    add_backup_codes,
+    add_events,
+    add_passkeys,
+    add_sessions,
+    add_tokens,
+)
 from accounts.management.throwaway import throwaway_database
 from portal.processes import (
     ServerDidNotStart,
@@ -117,24 +123,12 @@ DATA = {
 def _make_user(data: Data = DATA["grown"]) -> Any:
     """A user with an authenticator app and ``data``'s sessions, keys and events."""
     from allauth.account.models import EmailAddress
-    from allauth.idp.oidc.models import Client as App
     from allauth.socialaccount.models import SocialAccount, SocialApp
-    from allauth.usersessions.models import UserSession
     from django.contrib.sites.models import Site
     from django_otp.plugins.otp_totp.models import TOTPDevice
-    from django_otp_webauthn.models import WebAuthnCredential
 
-    from accounts.models import (
-        AppGrant,
-        AuditEvent,
-        BackupCode,
-        BackupCodeDevice,
-        PersonalAccessToken,
-        User,
-    )
-    from accounts.services.audit import Action
+    from accounts.models import User
 
-    ua = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
     user = User(
         username="benchmark",
         email="benchmark@example.org",
@@ -146,54 +140,12 @@ def _make_user(data: Data = DATA["grown"]) -> Any:
     user.save()
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     device = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
-    UserSession.objects.bulk_create(
-        UserSession(user=user, session_key=uuid.uuid4().hex, ip="192.0.2.1", user_agent=ua)
-        for _ in range(data.sessions)
-    )
-    for i in range(data.keys):
-        WebAuthnCredential.objects.create(
-            user=user,
-            name=f"Key {i}",
-            confirmed=True,
-            credential_id=f"benchmark-credential-{i}".encode(),
-            public_key=b"public-key",
-            sign_count=0,
-            aaguid="00000000-0000-0000-0000-000000000000",
-        )
-    codes = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-    BackupCode.objects.bulk_create(BackupCode(device=codes, code_hash=f"h{i}") for i in range(10))
-    actions = [Action.PROFILE_UPDATED, Action.PASSWORD_CHANGED, Action.REAUTHENTICATED]
-    AuditEvent.objects.bulk_create(
-        AuditEvent(
-            action=actions[i % len(actions)],
-            subject=user,
-            subject_label=user.username,
-            actor=user,
-            ip_address="192.0.2.1",
-            user_agent=ua,
-        )
-        for i in range(data.events)
-    )
-    PersonalAccessToken.objects.bulk_create(
-        PersonalAccessToken(
-            user=user,
-            name=f"Token {i}",
-            prefix=f"bench{i:03}",
-            digest="0" * 64,
-            scopes=["account:read"],
-            expires_at=timezone_now() + timedelta(days=30),
-        )
-        for i in range(5)
-    )
-    for i in range(3):
-        app = App(name=f"App {i}", type=App.Type.CONFIDENTIAL)
-        app.set_secret(secrets.token_urlsafe(16))
-        app.set_scopes(["openid", "account:read"])
-        app.set_grant_types(["authorization_code"])
-        app.set_redirect_uris([f"https://app{i}.example.com/callback"])
-        app.set_response_types(["code"])
-        app.save()
-        AppGrant.objects.create(user=user, client=app, scopes=["openid", "account:read"])
+    add_sessions(user, data.sessions)
+    add_passkeys(user, data.keys)
+    add_backup_codes(user)
+    add_events(user, data.events)
+    add_tokens(user, 5)
+    add_apps(user, 3)
     # A configured provider (no request leaves the machine: the page only lists).
     social_app = SocialApp.objects.create(
         provider="github", name="GitHub", client_id="id", secret="secret"
@@ -207,12 +159,6 @@ def _make_user(data: Data = DATA["grown"]) -> Any:
             extra_data={"id": 1000 + i, "login": f"bench-{i}"},
         )
     return user, device
-
-
-def timezone_now() -> Any:
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 def _sign_in(user: Any, device: Any) -> Any:

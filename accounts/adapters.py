@@ -7,12 +7,14 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.emails import email_key, normalize_email
+from accounts.prepared import prepared
 from accounts.usernames import normalize_username, validate_username
 
 
@@ -201,15 +203,16 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def list_apps(
         self, request: HttpRequest, provider: str | None = None, client_id: str | None = None
     ) -> list[Any]:
-        """allauth's list, read once per request: the linked accounts page asks for
-        the apps of every provider and of each linked account's (one query each
-        otherwise). A provider's or client's apps are picked from it as allauth's
-        query picks them (provider or provider id, client id)."""
+        """allauth's list, read once per request (``_site_and_settings_apps``): the
+        linked accounts page asks for the apps of every provider and of each linked
+        account's (one query each otherwise). A provider's or client's apps are
+        picked from it as allauth's query picks them (provider or provider id,
+        client id)."""
         if request is None:
             return super().list_apps(request, provider=provider, client_id=client_id)
         apps = request.__dict__.get("_portal_social_apps")
         if apps is None:
-            apps = request.__dict__["_portal_social_apps"] = super().list_apps(request)
+            apps = request.__dict__["_portal_social_apps"] = _site_and_settings_apps(request)
         return [
             app
             for app in apps
@@ -241,3 +244,38 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             "This linked account is your only way to sign in, so it cannot be unlinked."
         ),
     }
+
+
+def _site_and_settings_apps(request: HttpRequest) -> list[Any]:
+    """What allauth's ``list_apps(request)`` gives — the site's social apps from the
+    database, grouped by provider, then those of ``SOCIALACCOUNT_PROVIDERS`` — with
+    the database's read prepared (``accounts.prepared``): every page listing
+    providers reads it, and the ORM's building of that join cost more than the
+    rest of the linked accounts page. A test compares both lists."""
+    from allauth import app_settings as allauth_settings
+    from allauth.socialaccount.adapter import _build_apps_from_settings
+    from django.contrib.sites.shortcuts import get_current_site
+
+    if allauth_settings.SITES_ENABLED:
+        database = _site_apps(get_current_site(request).pk)  # type: ignore[union-attr]
+    else:
+        database = _all_apps()
+    by_provider: dict[str, list[Any]] = {}
+    for app in database:
+        by_provider.setdefault(app.provider, []).append(app)
+    for provider, apps in _build_apps_from_settings().items():
+        by_provider.setdefault(provider, []).extend(apps)
+    return [app for apps in by_provider.values() for app in apps]
+
+
+@prepared
+def _site_apps(site_id: int) -> QuerySet[Any]:
+    from allauth.socialaccount.models import SocialApp
+
+    return SocialApp.objects.filter(sites__id=site_id).order_by("pk")
+
+
+def _all_apps() -> list[Any]:
+    from allauth.socialaccount.models import SocialApp
+
+    return list(SocialApp.objects.order_by("pk"))

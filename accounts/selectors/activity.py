@@ -6,15 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Window
 from django.utils import timezone
 
 from accounts.devices import describe_device
 from accounts.models import AuditEvent, User
+from accounts.prepared import prepared
 from accounts.services.audit import Action
 from accounts.services.impersonation import SUPPORT_EVENTS
 
 SECURITY_ACTIVITY_DAYS = 90
+# The settings page lists this many events a page.
+SECURITY_ACTIVITY_PAGE = 25
 
 
 def user_security_activity(
@@ -93,3 +96,47 @@ def activity_entry(event: AuditEvent | EventFields, *, user: User) -> ActivityEn
         ip_address=None if support else (event.ip_address or None),
         by_someone_else=event.impersonator_id is not None or event.actor_id not in (None, user.pk),
     )
+
+
+@prepared
+def _first_page(user_id: int, since: datetime) -> QuerySet[AuditEvent]:
+    """The newest events since ``since`` with, on each row, how many there are."""
+    events = AuditEvent.objects.filter(subject_id=user_id, created_at__gte=since)
+    total = Window(Count("id"))
+    return (
+        events.order_by("-created_at", "-id")
+        .annotate(total=total)
+        .values_list(*EVENT_FIELDS, "total", named=True)[:SECURITY_ACTIVITY_PAGE]
+    )
+
+
+class RecentActivity:
+    """The user's events of the last ``SECURITY_ACTIVITY_DAYS`` days as the settings
+    page's Paginator reads them (``count()``, slices), named rows of
+    ``EVENT_FIELDS``. The first page — what the page shows unless asked for
+    another — and the count come from one prepared query (``accounts.prepared``);
+    other pages from ``user_security_activity``."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.since = timezone.now() - timedelta(days=SECURITY_ACTIVITY_DAYS)
+        self._first: list[Any] | None = None
+
+    def _first_rows(self) -> list[Any]:
+        if self._first is None:
+            self._first = _first_page(self.user.pk, self.since)
+        return self._first
+
+    def count(self) -> int:
+        rows = self._first_rows()
+        return int(rows[0].total) if rows else 0
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, item: slice) -> list[Any]:
+        start, stop = item.start or 0, item.stop
+        if start == 0 and stop is not None and stop <= SECURITY_ACTIVITY_PAGE:
+            return self._first_rows()[:stop]
+        events = user_security_activity(user=self.user).filter(created_at__gte=self.since)
+        return list(events.values_list(*EVENT_FIELDS, named=True)[item])

@@ -14,33 +14,29 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import AppGrant, OAuthScope, User
+from accounts.prepared import prepared
 
 # The order the provider lists scopes in (sign-in facts first, then reading, then changing).
 SCOPE_ORDER = {scope.value: index for index, scope in enumerate(OAuthScope)}
 _LABELS = {scope.value: scope.label for scope in OAuthScope}
 
 
-def user_app_grants(*, user: User) -> QuerySet[AppGrant]:
-    """The user's grants with their app, by app name."""
+@prepared
+def _grants(user_id: int) -> QuerySet[AppGrant]:
+    """The user's grants with their app's id and name, by app name."""
+    fields = ("id", "client_id", "client__name", "scopes", "created_at", "last_used_at")
     return (
-        AppGrant.objects.filter(user=user)
-        .select_related("client")
-        .only(
-            "id",
-            "user_id",
-            "scopes",
-            "created_at",
-            "last_used_at",
-            "client__id",
-            "client__name",
-        )
-        .order_by("client__name", "id")
+        AppGrant.objects.filter(user_id=user_id).order_by("client__name", "id").values_list(*fields)
     )
+
+
+def _app_name(name: str, client_id: str) -> str | Promise:
+    return name or _("Unnamed app (%(id)s)") % {"id": client_id}
 
 
 def app_name(client: Client) -> str | Promise:
     """An app's name as users read it (an app registered without one is named so)."""
-    return client.name or _("Unnamed app (%(id)s)") % {"id": client.pk}
+    return _app_name(client.name, client.pk)
 
 
 @dataclass(frozen=True)
@@ -80,4 +76,15 @@ def connected_app(grant: AppGrant) -> ConnectedApp:
 
 
 def user_connected_apps(*, user: User) -> list[ConnectedApp]:
-    return [connected_app(grant) for grant in user_app_grants(user=user)]
+    """The apps the user allowed, by name (prepared: ``accounts.prepared``)."""
+    return [
+        ConnectedApp(
+            id=pk,
+            name=_app_name(name, client_id),
+            client_id=client_id,
+            scopes=scopes_shown(scopes or []),
+            first_used_at=created_at,
+            last_used_at=last_used_at,
+        )
+        for pk, client_id, name, scopes, created_at, last_used_at in _grants(user.pk)
+    ]

@@ -14,13 +14,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import BackupCodeDevice, User
+from accounts.prepared import prepared
 
 # Fewer unused backup codes than this and the settings page warns.
 BACKUP_CODES_LOW = 2
 
 
-def passkeys_for(user: User) -> QuerySet[WebAuthnCredential]:
-    """The user's confirmed security keys and passkeys, oldest first."""
+def passkeys_for(user: User | int) -> QuerySet[WebAuthnCredential]:
+    """The user's (or user id's) confirmed security keys and passkeys, oldest first."""
     return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at", "pk")
 
 
@@ -79,13 +80,17 @@ def has_backup_codes(user: User) -> bool:
     return BackupCodeDevice.objects.filter(user=user).exists()
 
 
+@prepared
+def _backup_codes_unused(user_id: int) -> QuerySet[BackupCodeDevice]:
+    unused = Count("codes", filter=Q(codes__used_at__isnull=True))
+    devices = BackupCodeDevice.objects.filter(user_id=user_id).order_by("pk")
+    return devices.annotate(unused=unused).values_list("unused", flat=True)[:1]
+
+
 def backup_codes_remaining(user: User) -> int | None:
     """How many unused codes are left; None when the user has none at all. One
     query: the first set of codes with its unused ones counted."""
-    unused = Count("codes", filter=Q(codes__used_at__isnull=True))
-    devices = BackupCodeDevice.objects.filter(user=user).order_by("pk").annotate(unused=unused)
-    remaining: int | None = devices.values_list("unused", flat=True).first()
-    return remaining
+    return next(iter(_backup_codes_unused(user.pk)), None)
 
 
 def is_last_real_factor_totp(user: User) -> bool:
@@ -141,27 +146,34 @@ class TwoFactorOverview:
         return self.backup_remaining is not None and self.backup_remaining <= BACKUP_CODES_LOW
 
 
-def _totp_shown(user: User) -> TotpShown | None:
-    values = (
-        TOTPDevice.objects.filter(user=user, confirmed=True)
+@prepared
+def _totp_values(user_id: int) -> QuerySet[TOTPDevice]:
+    return (
+        TOTPDevice.objects.filter(user_id=user_id, confirmed=True)
         .order_by("pk")
         .values_list("created_at", "last_used_at")[:1]
     )
-    return next((TotpShown(*row) for row in values), None)
+
+
+@prepared
+def _passkey_values(user_id: int) -> QuerySet[WebAuthnCredential]:
+    return passkeys_for(user_id).values_list(
+        "pk", "name", "created_at", "last_used_at", "discoverable"
+    )
+
+
+def _totp_shown(user: User) -> TotpShown | None:
+    return next((TotpShown(*row) for row in _totp_values(user.pk)), None)
 
 
 def two_factor_overview(user: User) -> TwoFactorOverview:
-    """What the two-step verification page shows, in a fixed number of queries."""
+    """What the two-step verification page shows, in a fixed number of queries,
+    prepared (``accounts.prepared``: the page is read far more than changed)."""
     return TwoFactorOverview(
         # The app confirmed_totp() picks, as plain values.
         totp=_totp_shown(user),
         # Plain values: a user may have a score of keys, and a model instance each
-        # costs more than its row.
-        passkeys=[
-            PasskeyShown(*values)
-            for values in passkeys_for(user).values_list(
-                "pk", "name", "created_at", "last_used_at", "discoverable"
-            )
-        ],
+        # costs more than its row. The keys passkeys_for() lists.
+        passkeys=[PasskeyShown(*values) for values in _passkey_values(user.pk)],
         backup_remaining=backup_codes_remaining(user),
     )

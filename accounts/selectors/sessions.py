@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 
 from allauth.usersessions.models import UserSession
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.devices import describe_device
 from accounts.models import User
+from accounts.prepared import prepared
 
 
 @dataclass(frozen=True)
@@ -24,18 +26,24 @@ class SessionRow:
     current: bool
 
 
+@prepared
+def _sessions(user_id: int, alive_since: datetime) -> QuerySet[UserSession]:
+    sessions = UserSession.objects.filter(user_id=user_id, last_seen_at__gte=alive_since)
+    # Plain values, not model instances: a page lists dozens of rows.
+    fields = ("pk", "user_agent", "ip", "created_at", "last_seen_at", "session_key", "data")
+    return sessions.order_by("-last_seen_at", "-pk").values_list(*fields)
+
+
 def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRow]:
     """The user's own sessions, newest activity first. Sessions opened by staff
-    impersonating the user are not the user's devices: they are left out."""
+    impersonating the user are not the user's devices: they are left out. Prepared
+    (``accounts.prepared``): the page is read far more than it changes."""
     # A session unused for longer than the cookie lives has expired.
     alive_since = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
     rows = []
-    sessions = UserSession.objects.filter(user=user, last_seen_at__gte=alive_since)
-    # Plain values, not model instances: a page lists dozens of rows.
-    fields = ("pk", "user_agent", "ip", "created_at", "last_seen_at", "session_key", "data")
-    for pk, user_agent, ip, created_at, last_seen_at, session_key, data in sessions.order_by(
-        "-last_seen_at", "-pk"
-    ).values_list(*fields):
+    for pk, user_agent, ip, created_at, last_seen_at, session_key, data in _sessions(
+        user.pk, alive_since
+    ):
         if (data or {}).get("impersonated_by"):
             continue
         rows.append(

@@ -224,8 +224,17 @@ def app_rows(context: Context, apps: Iterable[Any], policy: Any) -> SafeString:
 
 
 @register.simple_tag(takes_context=True)
+def linked_accounts(context: Context) -> list[Any]:
+    """The signed-in user's linked accounts as the APIs list them
+    (``linked_accounts_list``), for ``socialaccount/connections.html``."""
+    from accounts.selectors.social import linked_accounts_list
+
+    return linked_accounts_list(user=context["request"].user)
+
+
+@register.simple_tag(takes_context=True)
 def linked_account_rows(context: Context, accounts: Iterable[Any], policy: Any) -> SafeString:
-    """The rows of ``socialaccount/connections.html``."""
+    """The rows of ``socialaccount/connections.html`` (``linked_accounts``' items)."""
     editable = "social" in policy.editable_fields
     unlink = esc(gettext("Unlink"))
     csrf = csrf_input(context) if editable else ""
@@ -233,12 +242,11 @@ def linked_account_rows(context: Context, accounts: Iterable[Any], policy: Any) 
     times = Times()
     out = []
     for account in accounts:
-        provider_account = account.get_provider_account()
-        brand = esc(provider_account.get_brand()["name"])
-        shown = esc(provider_account)
+        brand = esc(account.provider_name)
+        shown = esc(account.display)
         out.append(
             f"<tr><td>{brand}</td><td>{shown}</td>"
-            f"<td>{times.html(account.date_joined, 'DATE_FORMAT')}</td>"
+            f"<td>{times.html(account.linked_at, 'DATE_FORMAT')}</td>"
         )
         if editable:
             field = f'<input type="hidden" name="account" value="{esc(account.pk)}">'

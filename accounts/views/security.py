@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -9,13 +11,11 @@ from django.views.decorators.http import require_safe
 from accounts.models import User
 from accounts.policy import get_policy, settings_off_response
 from accounts.selectors.activity import (
-    EVENT_FIELDS,
     SECURITY_ACTIVITY_DAYS,
+    SECURITY_ACTIVITY_PAGE,
+    RecentActivity,
     activity_entry,
-    user_security_activity,
 )
-
-PAGE_SIZE = 25
 
 
 @require_safe
@@ -24,8 +24,10 @@ def security_activity(request: HttpRequest) -> HttpResponse:
     if not get_policy(request).enabled:
         return settings_off_response(request)
     user: User = request.user  # type: ignore[assignment]
-    events = user_security_activity(user=user).values_list(*EVENT_FIELDS, named=True)
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    events = RecentActivity(user)
+    # Paginator reads count() and slices, all RecentActivity has.
+    paginator: Paginator[Any] = Paginator(events, SECURITY_ACTIVITY_PAGE)  # type: ignore[arg-type]
+    page = paginator.get_page(request.GET.get("page"))
     rows = [activity_entry(event, user=user) for event in page.object_list]
     return render(
         request,

@@ -446,3 +446,52 @@ def test_unlink_flow_needs_policy_reauthentication_and_no_impersonation(
         social_flows.social_unlink(ctx=api_actor(user), pk=account.pk)
 
     assert SocialAccount.objects.filter(pk=account.pk).exists()
+
+
+# --- The providers' apps ----------------------------------------------------------------
+
+
+def _apps(apps: list[Any]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (app.pk or 0, app.provider, app.provider_id, app.name, app.client_id, app.settings)
+        for app in apps
+    )
+
+
+def test_list_apps_gives_what_allauths_gives(settings: Any) -> None:
+    """The adapter reads the site's apps with a prepared query: the same apps as
+    allauth's own list, settings-backed apps included, whatever the filters."""
+    from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+    from allauth.socialaccount.models import SocialApp
+    from django.contrib.sites.models import Site
+    from django.test import RequestFactory
+
+    here = Site.objects.get_current()
+    elsewhere = Site.objects.create(domain="elsewhere.example", name="Elsewhere")
+    for provider, name, client_id, sites in [
+        ("github", "GitHub", "gh-1", [here]),
+        ("github", "GitHub again", "gh-2", [here, elsewhere]),
+        ("openid_connect", "Company", "oidc-1", [here]),
+        ("google", "Google elsewhere", "g-1", [elsewhere]),
+    ]:
+        app = SocialApp.objects.create(
+            provider=provider,
+            provider_id="company" if provider == "openid_connect" else "",
+            name=name,
+            client_id=client_id,
+            secret="s",
+            settings={"server_url": "https://id.example"} if provider == "openid_connect" else {},
+        )
+        app.sites.set(sites)
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "gitlab": {"APP": {"client_id": "gl-1", "secret": "s", "name": "GitLab"}}
+    }
+    ours, allauths = SocialAccountAdapter(), DefaultSocialAccountAdapter()
+
+    for kwargs in [{}, {"provider": "github"}, {"provider": "company"}, {"client_id": "gh-2"}]:
+        request = RequestFactory().get("/")
+        assert _apps(ours.list_apps(request, **kwargs)) == _apps(
+            allauths.list_apps(request, **kwargs)
+        ), kwargs
+    everything = _apps(ours.list_apps(RequestFactory().get("/")))
+    assert [app[3] for app in everything] == ["GitLab", "GitHub", "GitHub again", "Company"]

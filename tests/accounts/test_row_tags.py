@@ -12,6 +12,8 @@ from django.template import Context, Template
 from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 
+from accounts.selectors.social import LinkedAccount
+
 
 @pytest.mark.parametrize(
     "value",
@@ -304,53 +306,29 @@ def test_app_rows_are_the_template_rows(language: str, editable: bool) -> None:
 
 
 LINKED_ROW = """{% load i18n portal_time %}{% for account in accounts %}
-{% with provider_account=account.get_provider_account %}
 <tr>
-<td>{{ provider_account.get_brand.name }}</td>
-<td>{{ provider_account }}</td>
-<td><time datetime="{{ account.date_joined|isoformat }}">{{ account.date_joined|datetext:"DATE_FORMAT" }}</time></td>
+<td>{{ account.provider_name }}</td>
+<td>{{ account.display }}</td>
+<td><time datetime="{{ account.linked_at|isoformat }}">{{ account.linked_at|datetext:"DATE_FORMAT" }}</time></td>
 {% if "social" in policy.editable_fields %}
 <td>
 <form method="post" action="{% url 'socialaccount_connections' %}">
 {% csrf_token %}
 <input type="hidden" name="account" value="{{ account.pk }}">
-<button type="submit" class="button button-danger">{% translate "Unlink" %}<span class="visually-hidden"> {{ provider_account.get_brand.name }} {{ provider_account }}</span></button>
+<button type="submit" class="button button-danger">{% translate "Unlink" %}<span class="visually-hidden"> {{ account.provider_name }} {{ account.display }}</span></button>
 </form>
 </td>
 {% endif %}
 </tr>
-{% endwith %}
 {% endfor %}"""  # noqa: E501
-
-
-@dataclass
-class _ProviderAccount:
-    brand: str
-    shown: str
-
-    def get_brand(self) -> dict[str, str]:
-        return {"id": "brand", "name": self.brand}
-
-    def __str__(self) -> str:
-        return self.shown
-
-
-@dataclass
-class _Linked:
-    pk: int
-    date_joined: datetime
-    provider_account: _ProviderAccount
-
-    def get_provider_account(self) -> _ProviderAccount:
-        return self.provider_account
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])
 @pytest.mark.parametrize("editable", [True, False])
 def test_linked_account_rows_are_the_template_rows(language: str, editable: bool) -> None:
     accounts = [
-        _Linked(1, WHEN, _ProviderAccount("GitHub", "octocat")),
-        _Linked(22, LATER, _ProviderAccount(AWKWARD, AWKWARD)),
+        LinkedAccount(1, "github", "GitHub", "1", "octocat", None, WHEN, None),
+        LinkedAccount(22, "dummy", AWKWARD, "22", AWKWARD, None, LATER, None),
     ]
     policy = _Policy({"social"} if editable else set())
     with translation.override(language), timezone.override("Europe/Paris"):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from django.db.models import Count, Q, QuerySet, Window
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.devices import describe_device
@@ -100,36 +100,35 @@ def activity_entry(event: AuditEvent | EventFields, *, user: User) -> ActivityEn
 
 @prepared
 def _first_page(user_id: int, since: datetime) -> QuerySet[AuditEvent]:
-    """The newest events since ``since`` with, on each row, how many there are."""
+    """The newest events since ``since``."""
     events = AuditEvent.objects.filter(subject_id=user_id, created_at__gte=since)
-    total = Window(Count("id"))
-    return (
-        events.order_by("-created_at", "-id")
-        .annotate(total=total)
-        .values_list(*EVENT_FIELDS, "total", named=True)[:SECURITY_ACTIVITY_PAGE]
-    )
+    return events.order_by("-created_at", "-id").values_list(*EVENT_FIELDS, named=True)[
+        :SECURITY_ACTIVITY_PAGE
+    ]
+
+
+@prepared
+def _count(user_id: int, since: datetime) -> QuerySet[Any, int]:
+    """How many events there are since ``since`` (no row when none): one group, the
+    user's. Counted apart: a window count over the page's query makes the
+    database read every event, not only the page's."""
+    events = AuditEvent.objects.filter(subject_id=user_id, created_at__gte=since)
+    return events.values("subject_id").annotate(n=Count("id")).values_list("n", flat=True)
 
 
 class RecentActivity:
     """The user's events of the last ``SECURITY_ACTIVITY_DAYS`` days as the settings
     page's Paginator reads them (``count()``, slices), named rows of
-    ``EVENT_FIELDS``. The first page — what the page shows unless asked for
-    another — and the count come from one prepared query (``accounts.prepared``);
-    other pages from ``user_security_activity``."""
+    ``EVENT_FIELDS``. The count and the first page — what the page shows unless
+    asked for another — are prepared queries (``accounts.prepared``); other pages
+    come from ``user_security_activity``."""
 
     def __init__(self, user: User) -> None:
         self.user = user
         self.since = timezone.now() - timedelta(days=SECURITY_ACTIVITY_DAYS)
-        self._first: list[Any] | None = None
-
-    def _first_rows(self) -> list[Any]:
-        if self._first is None:
-            self._first = _first_page(self.user.pk, self.since)
-        return self._first
 
     def count(self) -> int:
-        rows = self._first_rows()
-        return int(rows[0].total) if rows else 0
+        return next(iter(_count(self.user.pk, self.since)), 0)
 
     def __len__(self) -> int:
         return self.count()
@@ -137,6 +136,6 @@ class RecentActivity:
     def __getitem__(self, item: slice) -> list[Any]:
         start, stop = item.start or 0, item.stop
         if start == 0 and stop is not None and stop <= SECURITY_ACTIVITY_PAGE:
-            return self._first_rows()[:stop]
+            return _first_page(self.user.pk, self.since)[:stop]
         events = user_security_activity(user=self.user).filter(created_at__gte=self.since)
         return list(events.values_list(*EVENT_FIELDS, named=True)[item])

@@ -467,7 +467,8 @@ def test_list_apps_gives_what_allauths_gives(settings: Any) -> None:
     from django.test import RequestFactory
 
     here = Site.objects.get_current()
-    elsewhere = Site.objects.create(domain="elsewhere.example", name="Elsewhere")
+    # An explicit id: the migration made site 1 with its id, not from the sequence.
+    elsewhere = Site.objects.create(pk=here.pk + 1, domain="elsewhere.example", name="Elsewhere")
     for provider, name, client_id, sites in [
         ("github", "GitHub", "gh-1", [here]),
         ("github", "GitHub again", "gh-2", [here, elsewhere]),

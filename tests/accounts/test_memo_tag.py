@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.template import Context, Template
 from django.urls import get_script_prefix, set_script_prefix
 from django.utils import translation
@@ -42,3 +43,22 @@ def test_changed_settings_empty_the_memo(settings: Any) -> None:
         after = template.render(Context({"name": "after"}))
 
     assert (before, after) == ("before", "after")
+
+
+def test_a_named_memo_keeps_one_copy_per_name() -> None:
+    template = Template(
+        "{% load portal_memo %}{% memo page.name %}{{ page.name }}:{{ page.title }}{% endmemo %}"
+    )
+    with translation.override("en"):
+        email = template.render(Context({"page": {"name": "email", "title": "Email"}}))
+        phone = template.render(Context({"page": {"name": "phone", "title": "Phone"}}))
+        again = template.render(Context({"page": {"name": "email", "title": "changed"}}))
+
+    assert (email, phone, again) == ("email:Email", "phone:Phone", "email:Email")
+
+
+def test_memo_takes_at_most_one_argument() -> None:
+    from django.template import TemplateSyntaxError
+
+    with pytest.raises(TemplateSyntaxError, match="at most one argument"):
+        Template("{% load portal_memo %}{% memo a b %}x{% endmemo %}")

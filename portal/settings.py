@@ -332,6 +332,8 @@ ACCOUNT_RATE_LIMITS = {
     "portal_token_create": "10/h/user",
 }
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+# The unlink form reads the accounts only when a submission is checked.
+SOCIALACCOUNT_FORMS = {"disconnect": "accounts.forms.DisconnectForm"}
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
 ACCOUNT_DELETION_GRACE_DAYS = env_int("ACCOUNT_DELETION_GRACE_DAYS", 30)
 # Whether visitors may create accounts (staff can always create them).

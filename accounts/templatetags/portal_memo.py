@@ -36,7 +36,7 @@ class MemoNode(Node):
         _nodes.add(self)
 
     def render(self, context: Any) -> SafeString:
-        key = (get_language(), get_urlconf(), get_script_prefix())
+        key: tuple[Any, ...] = (get_language(), get_urlconf(), get_script_prefix())
         if self.name is not None:
             key = (*key, str(self.name.resolve(context)))
         html = self.rendered.get(key)

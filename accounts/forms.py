@@ -8,9 +8,11 @@ from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import get_script_prefix
 from django.utils import timezone
 from django.utils.functional import Promise, cached_property
+from django.utils.safestring import SafeString
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -259,6 +261,37 @@ class TokenForm(PolicyGuardedForm, forms.Form):
         """The start of the chosen day, in the user's time zone."""
         day: dt.date = self.cleaned_data["expires_at"]
         return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+# The new-token form as a page view shows it (blank), by language, script prefix,
+# day and scopes offered: see ``blank_token_form_fields``.
+_blank_token_forms: dict[tuple[Any, ...], SafeString] = {}
+_BLANK_TOKEN_FORMS = 256
+
+
+def blank_token_form_fields(*, user: User, policy: Any) -> SafeString:
+    """``accounts/includes/form_fields.html`` for a blank ``TokenForm``. Its markup
+    depends only on the language, the day (its dates), the scopes the user may
+    give and the script prefix — not on the policy, which only refuses to validate
+    — so it is written once per such key and reused: the tokens page is opened far
+    more often than a token is made, and the form's three fields cost about a
+    third of the page. A bound form (errors, values) is always rendered anew."""
+    from accounts.flows.tokens import scopes_for
+
+    key = (get_language(), get_script_prefix(), timezone.localdate(), tuple(scopes_for(user)))
+    html = _blank_token_forms.get(key)
+    if html is None:
+        if len(_blank_token_forms) >= _BLANK_TOKEN_FORMS:
+            _blank_token_forms.clear()
+        form = TokenForm(policy=policy, user=user)
+        html = render_to_string("accounts/includes/form_fields.html", {"form": form})
+        _blank_token_forms[key] = html
+    return html
+
+
+@receiver(setting_changed)
+def _forget_blank_token_forms(**kwargs: Any) -> None:
+    _blank_token_forms.clear()
 
 
 def _reset_password_form_base() -> type:

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.flows import tokens as flows
-from accounts.forms import TokenForm
+from accounts.forms import TokenForm, blank_token_form_fields
 from accounts.models import User
 from accounts.policy import field_editable, get_policy, section
 from accounts.reauth import reauthentication_required
@@ -35,7 +35,14 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _page(request: HttpRequest, form: TokenForm, status: int = 200) -> HttpResponse:
+def _page(request: HttpRequest, form: TokenForm | None, status: int = 200) -> HttpResponse:
+    """The page, with ``form`` as it was sent back, or a blank one (None)."""
+    policy = get_policy(request)
+    blank = (
+        blank_token_form_fields(user=_user(request), policy=policy)
+        if form is None and "tokens" in policy.editable_fields
+        else ""
+    )
     rows = [
         {
             "token": token,
@@ -47,7 +54,7 @@ def _page(request: HttpRequest, form: TokenForm, status: int = 200) -> HttpRespo
     return render(
         request,
         "accounts/tokens.html",
-        {"rows": rows, "form": form, "active_section": "tokens"},
+        {"rows": rows, "form": form, "blank_form": blank, "active_section": "tokens"},
         status=status,
     )
 
@@ -56,8 +63,7 @@ def _page(request: HttpRequest, form: TokenForm, status: int = 200) -> HttpRespo
 @login_required
 @section("tokens")
 def tokens(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
-    return _page(request, TokenForm(policy=get_policy(request), user=user))
+    return _page(request, None)
 
 
 @require_POST

@@ -405,3 +405,42 @@ def test_query_budget_does_not_grow_with_tokens(
     for _ in range(19):
         token_of(user)
     assert measure() == few
+
+
+# --- The blank form, written once per language, day and scopes ------------------------------
+
+
+def test_the_blank_form_is_written_once_per_language_day_and_scopes(
+    auth_client: Client, user: User, user_factory: Callable[..., User], monkeypatch: Any
+) -> None:
+    from django.template.loader import render_to_string
+    from django.utils import translation
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.forms import TokenForm, blank_token_form_fields
+    from accounts.policy import load_policy
+
+    policy = load_policy()
+    staff = user_factory(username="staffer", is_staff=True)
+    TOTPDevice.objects.create(user=staff, name="Phone", confirmed=True)
+
+    def fresh(who: User) -> str:
+        form = TokenForm(policy=policy, user=who)
+        return render_to_string("accounts/includes/form_fields.html", {"form": form})
+
+    with translation.override("en"):
+        alices, staffs = (blank_token_form_fields(user=u, policy=policy) for u in (user, staff))
+        again = blank_token_form_fields(user=user, policy=policy)
+        assert (alices, staffs, again) == (fresh(user), fresh(staff), alices)
+    assert 'value="management"' in staffs
+    assert 'value="management"' not in alices
+    # What the page shows.
+    assert alices in auth_client.get(URL).content.decode()
+    with translation.override("fr"):
+        french = blank_token_form_fields(user=user, policy=policy)
+        assert french == fresh(user)
+        assert "Nom" in french
+    monkeypatch.setattr(timezone, "localdate", lambda: timezone.datetime(2030, 1, 1).date())
+    with translation.override("en"):
+        later = blank_token_form_fields(user=user, policy=policy)
+    assert 'value="2030-01-31"' in later

@@ -599,3 +599,30 @@ def test_the_code_page_tells_the_lifetime_from_the_setting(
     start(auth_client)
     page = page_text(auth_client, reverse("phone_confirm"))
     assert f"Enter the code we sent by SMS to {NUMBER_SHOWN}. It expires after 10 minutes." in page
+
+
+def test_the_blank_forms_are_each_pages_own_and_the_same_for_everyone(
+    user: User, user_factory: Callable[..., User]
+) -> None:
+    """The email and phone pages share a template whose blank form is written once
+    per page and language: each page shows its own form, as a fresh one renders."""
+    from django.template.loader import render_to_string
+
+    from accounts.forms import EmailChangeForm, PhoneForm
+    from accounts.policy import load_policy
+
+    bob = user_factory(username="bob")
+    give_phone(bob, NUMBER)
+    pages = [(reverse("phone"), PhoneForm, "phone"), (reverse("email"), EmailChangeForm, "email")]
+    for who in (user, bob, user):
+        client = Client()
+        client.force_login(who, backend="django.contrib.auth.backends.ModelBackend")
+        for url, form_class, name in pages:
+            html = client.get(url).content.decode()
+            fresh = render_to_string(
+                "accounts/includes/form_fields.html",
+                {"form": form_class(user=who, policy=load_policy())},
+            )
+            assert fresh in html
+            assert f'name="{name}"' in html
+            assert f'name="{"email" if name == "phone" else "phone"}"' not in html

@@ -17,7 +17,8 @@ the ORM compiled and only puts the new values in the parameters:
 The builder is called once per database alias, with stand-in values of the
 arguments' types (``int``, ``str``, ``datetime``); each stand-in must reach the
 SQL's parameters as a parameter of its own (a filter's value, not a slice bound
-nor part of the SQL text), which the preparation checks. Rows come back with the
+nor part of the SQL text), which the preparation checks; None is refused (the ORM
+writes ``IS NULL`` for it). Rows come back with the
 ORM's converters applied (aware datetimes, booleans, JSON), so they equal what
 the QuerySet gives. A builder returning a ``values_list`` QuerySet gives tuples
 (``flat=True``: values, ``named=True``: named tuples); one returning model
@@ -161,6 +162,9 @@ class prepared:
         )
 
     def __call__(self, *args: Any) -> list[Any]:
+        if None in args:
+            # The ORM writes ``IS NULL`` for None, not ``= %s``: the kept SQL cannot.
+            raise TypeError(f"prepared {self.__name__}: None cannot be a value.")
         alias = "default"
         connection = connections[alias]
         key = (alias, connection.vendor)

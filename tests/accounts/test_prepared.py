@@ -157,3 +157,9 @@ def test_select_related_is_refused(db: Any) -> None:
 
     with pytest.raises(TypeError, match="no select_related"):
         joined(1)
+
+
+def test_none_is_refused(db: Any) -> None:
+    """``filter(user_id=None)`` is ``IS NULL`` to the ORM; the kept SQL says ``= %s``."""
+    with pytest.raises(TypeError, match="None cannot be a value"):
+        token_counts(None)

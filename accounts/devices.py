@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from django.utils.translation import get_language
@@ -21,6 +22,12 @@ def _parse(user_agent: str) -> tuple[str, str]:
 def describe_device(user_agent: str) -> str:
     """ "Firefox on Windows", "Safari", or "Unknown device"."""
     return _describe((user_agent or "")[:500], get_language())
+
+
+def device_describer() -> Callable[[str], str]:
+    """``describe_device`` for a list of rows: the language is read once."""
+    language = get_language()
+    return lambda user_agent: _describe((user_agent or "")[:500], language)
 
 
 @lru_cache(maxsize=512)

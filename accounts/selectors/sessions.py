@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.devices import describe_device
+from accounts.devices import describe_device, device_describer
 from accounts.models import User
 from accounts.prepared import prepared
 
@@ -41,6 +41,7 @@ def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRo
     # A session unused for longer than the cookie lives has expired.
     alive_since = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
     rows = []
+    describe = device_describer()
     for pk, user_agent, ip, created_at, last_seen_at, session_key, data in _sessions(
         user.pk, alive_since
     ):
@@ -49,7 +50,7 @@ def user_sessions_list(*, user: User, current_key: str | None) -> list[SessionRo
         rows.append(
             SessionRow(
                 pk=pk,
-                device=describe_device(user_agent),
+                device=describe(user_agent),
                 user_agent=user_agent,
                 ip=ip,
                 signed_in=created_at,

@@ -25,7 +25,7 @@ from django.utils.translation import get_language, gettext
 
 from accounts.markup import esc
 from accounts.templatetags.portal_time import date_text, isoformat, local
-from accounts.templatetags.portal_urls import row_url
+from accounts.templatetags.portal_urls import row_urls
 
 register = template.Library()
 
@@ -87,6 +87,7 @@ def session_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeStri
     this_device = esc(gettext("This device"))
     end = esc(gettext("End"))
     csrf = csrf_input(context) if editable else ""
+    end_url = row_urls("session_end")
     times = Times()
     out = []
     for row in rows:
@@ -104,7 +105,7 @@ def session_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeStri
             if row.current:
                 out.append("<td></td>")
             else:
-                action = esc(row_url("session_end", row.pk))
+                action = esc(end_url(row.pk))
                 out.append(f"<td>{danger_form(action, csrf, end, f'{device}, {ip}')}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
@@ -118,6 +119,7 @@ def passkey_rows(context: Context, passkeys: Iterable[Any], policy: Any) -> Safe
     rename = esc(gettext("Rename"))
     remove = esc(gettext("Remove"))
     csrf = csrf_input(context) if editable else ""
+    rename_url, remove_url = row_urls("passkey_rename"), row_urls("passkey_remove")
     times = Times()
     out = []
     for key in passkeys:
@@ -130,9 +132,9 @@ def passkey_rows(context: Context, passkeys: Iterable[Any], policy: Any) -> Safe
         if editable:
             out.append(
                 f'<td class="row-actions">\n<a class="button button-secondary" '
-                f'href="{esc(row_url("passkey_rename", key.pk))}">{rename}'
+                f'href="{esc(rename_url(key.pk))}">{rename}'
                 f'<span class="visually-hidden"> {name}</span></a>\n'
-                f"{danger_form(esc(row_url('passkey_remove', key.pk)), csrf, remove, name)}\n</td>"
+                f"{danger_form(esc(remove_url(key.pk)), csrf, remove, name)}\n</td>"
             )
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)
@@ -168,6 +170,7 @@ def token_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeString
     expired = esc(gettext("Expired"))
     revoke = esc(gettext("Revoke"))
     csrf = csrf_input(context) if editable else ""
+    revoke_url = row_urls("token_revoke")
     times = Times()
     out = []
     for row in rows:
@@ -192,7 +195,7 @@ def token_rows(context: Context, rows: Iterable[Any], policy: Any) -> SafeString
         if editable:
             form = ""
             if row["live"]:
-                action = esc(row_url("token_revoke", token.pk))
+                action = esc(revoke_url(token.pk))
                 form = danger_form(action, csrf, revoke, f"{name}, {prefix}")
             out.append(f"<td>{form}</td>")
         out.append("</tr>\n")
@@ -206,6 +209,7 @@ def app_rows(context: Context, apps: Iterable[Any], policy: Any) -> SafeString:
     never = esc(gettext("Never"))
     revoke = esc(gettext("Revoke"))
     csrf = csrf_input(context) if editable else ""
+    revoke_url = row_urls("connected_app_revoke")
     times = Times()
     out = []
     for app in apps:
@@ -217,7 +221,7 @@ def app_rows(context: Context, apps: Iterable[Any], policy: Any) -> SafeString:
             f"<td>{times.html(app.first_used_at, 'DATETIME_FORMAT')}</td><td>{last_used}</td>"
         )
         if editable:
-            action = esc(row_url("connected_app_revoke", app.id))
+            action = esc(revoke_url(app.id))
             out.append(f"<td>{danger_form(action, csrf, revoke, name)}</td>")
         out.append("</tr>\n")
     return mark_safe("".join(out))  # noqa: S308 (every value above is escaped)

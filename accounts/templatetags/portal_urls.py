@@ -8,6 +8,9 @@ or three times per row, the most expensive thing in its rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import template
 from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
@@ -19,13 +22,26 @@ _MARK = 987_654_321_123
 _parts: dict[tuple[str, object, str], tuple[str, str] | None] = {}
 
 
-@register.simple_tag
-def row_url(view_name: str, pk: int) -> str:
+def row_urls(view_name: str) -> Callable[[Any], str]:
+    """``row_url`` for the rows of one table: the URLconf and script prefix are read
+    once, not once per row."""
     key = (view_name, get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
     if key not in _parts:
         pieces = reverse(view_name, args=[_MARK]).split(str(_MARK))
         _parts[key] = (pieces[0], pieces[1]) if len(pieces) == 2 else None
     parts = _parts[key]
-    if parts is None or not isinstance(pk, int):
-        return reverse(view_name, args=[pk])
-    return f"{parts[0]}{pk}{parts[1]}"
+    if parts is None:
+        return lambda pk: reverse(view_name, args=[pk])
+    start, end = parts
+
+    def url(pk: Any) -> str:
+        if not isinstance(pk, int):
+            return reverse(view_name, args=[pk])
+        return f"{start}{pk}{end}"
+
+    return url
+
+
+@register.simple_tag
+def row_url(view_name: str, pk: int) -> str:
+    return row_urls(view_name)(pk)

@@ -143,6 +143,7 @@ def get_policy(request: HttpRequest | None = None) -> Policy:
 SETTINGS_OFF_MESSAGE = _(
     "Account settings are turned off on this site for now. Nothing was changed."
 )
+SETTINGS_OFF_READ_MESSAGE = _("Account settings are turned off on this site for now.")
 READ_ONLY_MESSAGE = _(
     "This setting can't be changed here: the site shows it read-only. Nothing was changed."
 )
@@ -151,6 +152,17 @@ READ_ONLY_MESSAGE = _(
 def require_visible(policy: Policy, name: str) -> None:
     if not policy.visible(name):
         raise FieldOff
+
+
+def require_readable(policy: Policy, *names: str) -> None:
+    """A user's own read outside the pages (the Account API): 404 when every one of
+    ``names`` is off, ``SettingsOff`` (403) when the master switch is off, where a
+    page shows its one notice instead of the data. In the pages' order: a field
+    that is off is a 404 whatever the switch."""
+    if names and not any(policy.visible(name) for name in names):
+        raise FieldOff
+    if not policy.enabled:
+        raise SettingsOff(SETTINGS_OFF_READ_MESSAGE)
 
 
 def require_editable(policy: Policy, name: str) -> None:

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from accounts.actor import Actor
 from accounts.flows.errors import ImpersonationRefused, ReauthenticationRequired
-from accounts.policy import Policy, load_policy, require_editable, require_visible
+from accounts.policy import Policy, load_policy, require_editable, require_readable
 
 SELF_SERVICE = frozenset({"web", "api", "token", "app"})
 
@@ -36,9 +36,9 @@ def check(
     sensitive: bool = False,
     policy: Policy | None = None,
 ) -> None:
-    """Raises when a user's own change may not go ahead: ``Http404`` (field off),
-    ``PolicyDenied`` (read-only or settings off), ``ReauthenticationRequired``,
-    ``ImpersonationRefused``."""
+    """Raises when a user's own change (or, with ``edit=False``, read) may not go
+    ahead: ``Http404`` (field off), ``PolicyDenied`` (read-only or settings off),
+    ``ReauthenticationRequired``, ``ImpersonationRefused``."""
     if ctx.surface not in SELF_SERVICE or ctx.subject is not None:
         # Staff acting on another account (back-office, Management API) act under
         # their own permissions, which the staff flows check.
@@ -48,7 +48,7 @@ def check(
         if edit:
             require_editable(policy, field)
         else:
-            require_visible(policy, field)
+            require_readable(policy, field)
     if sensitive and ctx.impersonating:
         raise ImpersonationRefused()
     if reauth and not recently_reauthenticated(ctx):

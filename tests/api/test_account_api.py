@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
@@ -247,6 +248,49 @@ def test_read_only_and_off_and_master_switch(api: ApiClient, policy_modes: Any) 
     )
     policy_modes(name="edit", enabled=False)
     assert_error(api.patch("/api/my-account", {"display_name": "X"}), 403, "policy.not_enabled")
+
+
+# Every read of the Account API, and the page showing the same data.
+READS = [
+    ("/api/my-account", "settings_home"),
+    ("/api/my-account/mfa", "two_factor"),
+    ("/api/my-account/mfa/security-keys", "two_factor"),
+    ("/api/my-account/identities", "socialaccount_connections"),
+    ("/api/my-account/sessions", "sessions"),
+    ("/api/my-account/security-activity", "security_activity"),
+    ("/api/my-account/export", "export"),
+    ("/api/my-account/tokens", "tokens"),
+    ("/api/my-account/connected-apps", "connected_apps"),
+]
+
+
+@pytest.mark.parametrize(("path", "page"), READS, ids=[path for path, _ in READS])
+def test_master_switch_off_refuses_every_read_where_the_page_shows_its_notice(
+    user: User, auth_client: Client, policy_modes: Any, path: str, page: str
+) -> None:
+    api = ApiClient(make_token(user))
+    verify(api)
+    assert api.get(path).status_code == 200
+    policy_modes(enabled=False)
+    assert_error(api.get(path), 403, "policy.not_enabled")
+    response = auth_client.get(reverse(page))
+    assert response.status_code == 200
+    assert "turned off" in response.content.decode()
+
+
+def test_master_switch_off_message_on_a_read(api: ApiClient, policy_modes: Any) -> None:
+    policy_modes(enabled=False)
+    response = api.get("/api/my-account", HTTP_ACCEPT_LANGUAGE="fr")
+    body = assert_error(response, 403, "policy.not_enabled")
+    assert body["message"] == "Les paramètres du compte sont désactivés sur ce site pour le moment."
+
+
+def test_a_field_that_is_off_is_404_whatever_the_master_switch(
+    api: ApiClient, auth_client: Client, policy_modes: Any
+) -> None:
+    policy_modes(sessions="off", enabled=False)
+    assert_error(api.get("/api/my-account/sessions"), 404, "policy.field_not_enabled")
+    assert auth_client.get(reverse("sessions")).status_code == 404
 
 
 def test_web_page_gives_the_same_answers(auth_client: Client, policy_modes: Any) -> None:

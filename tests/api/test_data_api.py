@@ -507,6 +507,21 @@ def test_a_pending_account_cancels_with_its_session(user: User) -> None:
     assert client.get("/api/my-account").status_code == 200
 
 
+def test_a_pending_account_cancels_with_the_master_switch_off(
+    user: User, policy_modes: Any
+) -> None:
+    # Keeping one's account is not a settings change: the page and the API allow it.
+    pending(user)
+    policy_modes(enabled=False)
+    client = session_client(user, csrf=True)
+    headers = csrf_header(client, reverse("deletion_pending"))
+    response = client.delete(DELETION, content_type="application/json", **headers)
+    assert response.status_code == 200, response.content
+    user.refresh_from_db()
+    assert user.state == User.State.ACTIVE
+    assert_error(client.get("/api/my-account"), 403, "policy.not_enabled")
+
+
 def test_cancelling_with_a_session_needs_csrf(user: User) -> None:
     pending(user)
     client = session_client(user, csrf=True)

@@ -340,12 +340,12 @@ def test_read_only_lists_but_refuses_changes_on_both_surfaces(
     assert PersonalAccessToken.objects.filter(user=user, revoked_at__isnull=True).count() == 1
 
 
-def test_master_switch_refuses_changes_on_both_surfaces(
+def test_master_switch_refuses_the_list_and_changes_on_both_surfaces(
     session_api: Client, verified_api: ApiClient, user: User, policy_modes: Any
 ) -> None:
     token = PersonalAccessToken.objects.get(user=user)
     policy_modes(enabled=False)
-    assert verified_api.get(TOKENS).status_code == 200
+    assert_error(verified_api.get(TOKENS), 403, "policy.not_enabled")
     assert_error(verified_api.post(TOKENS, body()), 403, "policy.not_enabled")
     assert_error(verified_api.delete(one(pk=token.pk)), 403, "policy.not_enabled")
     assert web_create(user) == 403

@@ -36,7 +36,8 @@ def _mode_fields() -> dict[str, Any]:
 
 _ENABLED = Field(
     description="Master switch. Off: the settings area shows one notice and refuses every "
-    "change; sign-in, sign-out, password reset and two-step verification keep working."
+    "change, and every Account API call answers policy.not_enabled; sign-in, sign-out, "
+    "password reset and two-step verification keep working."
 )
 
 # Built from ``accounts.policy.FIELDS``, so a new field of the policy is here too.

@@ -17,7 +17,7 @@ from accounts.api.schemas import COMMON_ERRORS, Error, Input
 from accounts.flows import profile as flows
 from accounts.forms import AvatarForm, DetailsForm, NameForm, UsernameForm
 from accounts.models import User
-from accounts.policy import Policy, get_policy
+from accounts.policy import Policy, get_policy, require_readable
 from accounts.selectors.mfa import has_real_factor
 
 router = Router(tags=["my-account"], auth=ACCOUNT_AUTH)
@@ -67,7 +67,9 @@ def account_data(request: HttpRequest, user: User, policy: Policy) -> dict[str, 
 @router.get("", response={200: Account, **COMMON_ERRORS}, exclude_unset=True)
 def my_account(request: HttpRequest) -> Any:
     api_ctx(request)
-    return account_data(request, request.user, get_policy(request))  # type: ignore[arg-type]
+    policy = get_policy(request)
+    require_readable(policy)
+    return account_data(request, request.user, policy)  # type: ignore[arg-type]
 
 
 class AccountChange(Input):

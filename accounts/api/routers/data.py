@@ -27,7 +27,7 @@ from accounts.flows import deletion as deletion_flows
 from accounts.flows.export import data_export
 from accounts.forms import DeleteAccountForm
 from accounts.models import AuditEvent, User
-from accounts.policy import get_policy
+from accounts.policy import get_policy, require_readable
 from accounts.selectors.activity import activity_entry, user_security_activity
 
 router = Router(tags=["my-account"], auth=ACCOUNT_AUTH)
@@ -84,6 +84,7 @@ def security_activity(
     """The account's security events of the last 90 days, newest first. Follow
     `next_cursor` for older ones."""
     api_ctx(request)
+    require_readable(get_policy(request))
     user: User = request.user  # type: ignore[assignment]
     before = _position(user, cursor) if cursor else None
     events = list(user_security_activity(user=user, before=before)[: page_size + 1])

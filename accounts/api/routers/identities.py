@@ -16,7 +16,7 @@ from accounts.api.schemas import COMMON_ERRORS, Done, Error
 from accounts.flows import social as flows
 from accounts.flows.errors import AccessDenied
 from accounts.models import User
-from accounts.policy import get_policy, require_visible
+from accounts.policy import get_policy, require_readable
 from accounts.selectors.social import linked_accounts_list, own_linked_account
 
 router = Router(tags=["identities"], auth=ACCOUNT_AUTH)
@@ -43,7 +43,7 @@ class Identity(Schema):
 def identities(request: HttpRequest) -> Any:
     """The linked accounts, oldest link first."""
     api_ctx(request)
-    require_visible(get_policy(request), "social")
+    require_readable(get_policy(request), "social")
     user: User = request.user  # type: ignore[assignment]
     return [
         {

@@ -24,7 +24,7 @@ from accounts.api.schemas import COMMON_ERRORS, Error, Input
 from accounts.flows import mfa as flows
 from accounts.forms import CodeForm, PasskeyNameForm
 from accounts.models import User
-from accounts.policy import FieldOff, get_policy, require_visible
+from accounts.policy import get_policy, require_readable
 from accounts.selectors import mfa as selectors
 
 router = Router(tags=["two-step verification"], auth=ACCOUNT_AUTH)
@@ -90,9 +90,8 @@ def _user(request: HttpRequest) -> User:
 def mfa_overview(request: HttpRequest) -> Any:
     api_ctx(request)
     policy = get_policy(request)
+    require_readable(policy, "mfa", "passkeys")
     show_app, show_keys = policy.visible("mfa"), policy.visible("passkeys")
-    if not (show_app or show_keys):
-        raise FieldOff
     factors = selectors.two_factor_overview(_user(request))
     data: dict[str, Any] = {"enabled": factors.totp is not None or bool(factors.passkeys)}
     if show_app:
@@ -174,7 +173,7 @@ def totp_remove(request: HttpRequest, confirm_last: bool = False) -> Any:
 def security_keys(request: HttpRequest) -> Any:
     """The account's security keys and passkeys, oldest first."""
     api_ctx(request)
-    require_visible(get_policy(request), "passkeys")
+    require_readable(get_policy(request), "passkeys")
     return [_key(c) for c in selectors.passkeys_for(_user(request))]
 
 

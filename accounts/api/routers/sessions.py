@@ -21,7 +21,7 @@ from accounts.api.forms import door
 from accounts.api.schemas import COMMON_ERRORS, Done, Error
 from accounts.flows import sessions as flows
 from accounts.models import User
-from accounts.policy import get_policy, require_visible
+from accounts.policy import get_policy, require_readable
 from accounts.selectors.sessions import user_sessions_list
 
 router = Router(tags=["sessions"], auth=ACCOUNT_AUTH)
@@ -51,7 +51,7 @@ def _current_key(request: HttpRequest) -> str | None:
 def sessions(request: HttpRequest) -> Any:
     """The account's live sessions, most recently active first."""
     api_ctx(request)
-    require_visible(get_policy(request), "sessions")
+    require_readable(get_policy(request), "sessions")
     user: User = request.user  # type: ignore[assignment]
     return [
         {

@@ -110,7 +110,7 @@ class Keyboard:
         from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
         try:
-            self.wait_focus(f"{card}, {card} *", timeout=1_000)
+            self.wait_focus(f"{card}, {card} *", timeout=5_000)
         except PlaywrightTimeoutError:
             self.focus_lost.append(f"{step}: focus on {focused(self.tab) or '<body>'}")
 

@@ -13,11 +13,13 @@ from accounts.services.audit import Action, audit_record
 
 def sessions_end_others(*, user: User, keep_session_key: str) -> int:
     """Ends every session of ``user`` but ``keep_session_key`` (the one acting)."""
-    ended = 0
-    for session in UserSession.objects.filter(user=user).exclude(session_key=keep_session_key):
-        session.end()
-        ended += 1
-    return ended
+    return _end(
+        list(
+            UserSession.objects.filter(user=user)
+            .exclude(session_key=keep_session_key)
+            .only("pk", "session_key")
+        )
+    )
 
 
 def session_rekeyed(*, old_key: str, new_key: str) -> None:
@@ -31,9 +33,16 @@ DB_SESSIONS = "django.contrib.sessions.backends.db"
 
 
 def sessions_end_all(*, user: User) -> int:
-    """Ends every session of ``user``: with the database session store, in two
-    queries whatever their number; else one by one through allauth (``end()``)."""
-    sessions = list(UserSession.objects.filter(user=user).only("pk", "session_key"))
+    """Ends every session of ``user``."""
+    return _end(list(UserSession.objects.filter(user=user).only("pk", "session_key")))
+
+
+def _end(sessions: list[UserSession]) -> int:
+    """Ends ``sessions``: with the database session store, in two queries whatever
+    their number; else one by one through allauth (``end()``, which deletes from the
+    configured store)."""
+    if not sessions:
+        return 0
     if settings.SESSION_ENGINE == DB_SESSIONS:
         Session.objects.filter(session_key__in=[s.session_key for s in sessions]).delete()
         UserSession.objects.filter(pk__in=[s.pk for s in sessions]).delete()
@@ -54,12 +63,12 @@ def sessions_end_others_by_user(*, ctx: Actor, user: User) -> int:
     """The user's "end every other session": their own devices only (sessions opened
     by staff impersonating them are not theirs to see or end); the session acting
     (``ctx.session_key``) stays."""
-    count = 0
-    for session in UserSession.objects.filter(user=user).exclude(session_key=ctx.session_key):
-        if (session.data or {}).get("impersonated_by"):
-            continue
-        session.end()
-        count += 1
+    own = [
+        session
+        for session in UserSession.objects.filter(user=user).exclude(session_key=ctx.session_key)
+        if not (session.data or {}).get("impersonated_by")
+    ]
+    count = _end(own)
     if count:
         audit_record(ctx=ctx, action=Action.SESSIONS_ENDED, subject=user, data={"count": count})
     return count

@@ -91,12 +91,33 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _log(request: HttpRequest, exc: BaseException) -> None:
+_ANSWERED = "_database_unavailable_answered"
+
+
+def _answer(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """The 503, and its one log line."""
     from portal.logs import route_of  # the route, never the path (it may carry a key)
 
     logger.warning(
         "Database unavailable, answered 503 to %s %s: %s", request.method, route_of(request), exc
     )
+    setattr(request, _ANSWERED, True)
+    return unavailable_response(request)
+
+
+class AnsweredFilter(logging.Filter):
+    """On ``django.request``: leaves out Django's own lines for a request answered
+    503 here, which the warning above already tells: its "Internal Server Error"
+    (with the traceback of the failed connection) where a middleware raised, and its
+    "Service Unavailable" with the request's path (which may carry a key)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and is_database_unavailable(record.exc_info[1]):
+            return False
+        request = getattr(record, "request", None)
+        return not (
+            getattr(record, "status_code", None) == 503 and getattr(request, _ANSWERED, False)
+        )
 
 
 def _mark_request(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
@@ -125,12 +146,10 @@ class DatabaseUnavailableMiddleware:
         response = self.get_response(request)
         exc = getattr(request, _MARK, None)
         if exc is not None:  # whatever the middlewares made of the 500 since
-            _log(request, exc)
-            return unavailable_response(request)
+            return _answer(request, exc)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_database_unavailable(exception):
             return None
-        _log(request, exception)
-        return unavailable_response(request)
+        return _answer(request, exception)

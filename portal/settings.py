@@ -556,7 +556,10 @@ REQUEST_LOG_LEVEL = env_str("DJANGO_REQUEST_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "portal.logs.RequestIdFilter"},
+        "unavailable_answered": {"()": "accounts.unavailable.AnsweredFilter"},
+    },
     "formatters": {
         "json": {"()": "portal.logs.json_formatter"},
         "text": {
@@ -576,6 +579,8 @@ LOGGING = {
     "loggers": {
         # Django's records reach the console once, through the root logger.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # A 503 for a database out of reach is logged once, by accounts.unavailable.
+        "django.request": {"filters": ["unavailable_answered"]},
         # Never below INFO, whatever DJANGO_LOG_LEVEL: their DEBUG records carry
         # secrets. SQL statements hold session keys and codes' rows in their
         # parameters; oauthlib writes the tokens it issues; a template's failed

@@ -82,12 +82,14 @@ def assert_unavailable_page(response: Any, language: str = "en") -> str:
 
 
 def test_a_locked_database_in_a_view_is_the_unavailable_page(caplog: Any) -> None:
-    with caplog.at_level(logging.WARNING, logger="accounts.unavailable"):
+    with caplog.at_level(logging.WARNING):
         response = Client().get("/ops-test/locked/", HTTP_ACCEPT_LANGUAGE="en")
     html = assert_unavailable_page(response)
     assert "<h1>Briefly unavailable</h1>" in html
     assert "The site cannot reach its data for a moment. Please try again in a few seconds." in html
-    (record,) = [r for r in caplog.records if r.name == "accounts.unavailable"]
+    # One line: Django's own "Service Unavailable: <path>" is left out.
+    (record,) = caplog.records
+    assert record.name == "accounts.unavailable"
     assert record.getMessage() == (
         "Database unavailable, answered 503 to GET ops-test/locked/: database is locked"
     )
@@ -108,7 +110,7 @@ def test_a_lazy_queryset_failing_while_the_template_renders() -> None:
 
 
 def test_the_session_middleware_failing_is_a_503_not_a_500(
-    auth_client: Client, monkeypatch: Any
+    auth_client: Client, monkeypatch: Any, caplog: Any
 ) -> None:
     """Raised in a middleware, the error becomes a 500 at that middleware's layer;
     the outer middleware replaces it. (The test client would re-raise it: a server
@@ -124,9 +126,18 @@ def test_the_session_middleware_failing_is_a_503_not_a_500(
     monkeypatch.setattr(SessionStore, "_get_session_from_db", fail)
     auth_client.raise_request_exception = False
     session_key = auth_client.cookies["sessionid"].value
-    response = auth_client.get("/settings/")
+    with caplog.at_level(logging.WARNING):
+        response = auth_client.get("/settings/")
     html = assert_unavailable_page(response)
     assert "Sign out" not in html  # nothing read from the session that failed
+    # One line, not Django's "Internal Server Error" with the traceback beside it.
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        (
+            "accounts.unavailable",
+            "Database unavailable, answered 503 to GET <unresolved>: "
+            "the database system is shutting down",
+        )
+    ]
     # Read once: the other middlewares do not wait for the database again.
     assert reads == [session_key]
     # The visitor's session cookie is left alone.

@@ -242,7 +242,7 @@ def test_a_page_with_debug_off_links_the_hashed_static_files(
     settings.STATIC_ROOT = production.static_root
     settings.STORAGES = {
         **settings.STORAGES,
-        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+        "staticfiles": {"BACKEND": "portal.storage.StaticFilesStorage"},
     }
     response = client.get("/accounts/login/")
     assert response.status_code == 200

@@ -264,6 +264,17 @@ READS = [
 ]
 
 
+def test_the_reads_above_are_every_read_of_the_account_api() -> None:
+    # A read added later is checked against the master switch too.
+    document = Client().get("/api/openapi.json").json()
+    reads = {
+        path
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/my-account") and "get" in operations
+    }
+    assert reads == {path for path, _page in READS}
+
+
 @pytest.mark.parametrize(("path", "page"), READS, ids=[path for path, _ in READS])
 def test_master_switch_off_refuses_every_read_where_the_page_shows_its_notice(
     user: User, auth_client: Client, policy_modes: Any, path: str, page: str
